@@ -1,0 +1,42 @@
+"""Ingest: accept a batch (contract check + DVC version), then prepare it for features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+
+from flows.common import project
+from loopline import steps
+
+
+@task(retries=2, retry_delay_seconds=2)
+def accept(root: str | None, source: str | None) -> dict[str, Any]:
+    params, paths = project(root)
+    return steps.accept_step(params, paths, Path(source) if source else None)
+
+
+@task
+def prepare(root: str | None) -> dict[str, Any]:
+    params, paths = project(root)
+    steps.prepare_step(params, paths)
+    return steps.validate_step(params, paths)
+
+
+@flow(name="ingest")
+def ingest(source: str | None = None, root: str | None = None) -> dict[str, Any]:
+    """Accept ``source`` (default: ``dataset.source`` in params.yaml) as the new data version."""
+    version = accept(root, source)
+    quality = prepare(root)
+    create_markdown_artifact(
+        key="data-version",
+        markdown=(
+            f"# Data version `{version['data_hash']}`\n\n"
+            f"{version['rows']} rows, {version['entities']} entities, "
+            f"{version['start']} → {version['end']}; label rate {quality['label_rate']}."
+        ),
+        description="The batch accepted by this run",
+    )
+    return {"version": version, "quality": quality}

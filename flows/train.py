@@ -1,0 +1,45 @@
+"""Train: features → candidates on a time-based holdout → evaluation and model card."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from flows.common import project
+from loopline import steps
+from loopline.training.card import model_card
+
+
+@task(retries=2, retry_delay_seconds=2)
+def build_features(root: str | None) -> dict[str, Any]:
+    params, paths = project(root)
+    return steps.features_step(params, paths)
+
+
+@task
+def fit(root: str | None) -> dict[str, Any]:
+    params, paths = project(root)
+    return steps.train_step(params, paths)
+
+
+@task
+def evaluate(root: str | None) -> dict[str, Any]:
+    params, paths = project(root)
+    return steps.evaluate_step(params, paths)
+
+
+@flow(name="train")
+def train(root: str | None = None) -> dict[str, Any]:
+    """Fit every candidate, keep the best by ``training.metric``, and publish the model card."""
+    build_features(root)
+    candidates = fit(root)
+    evaluation = evaluate(root)
+    create_table_artifact(
+        key="candidates", table=candidates["candidates"], description="Every candidate's holdout"
+    )
+    create_markdown_artifact(
+        key="model-card", markdown=model_card(candidates, evaluation), description="Model card"
+    )
+    return {"candidates": candidates, "evaluation": evaluation}

@@ -1,0 +1,159 @@
+"""The ``loopline`` command. Heavy imports stay inside the commands that need them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from loopline.config import ConfigError, Params, load_params
+from loopline.settings import Paths, activate
+
+app = typer.Typer(
+    help="Loopline: the whole ML lifecycle on one machine.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Datasets: generate the built-in one.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+STAGES = ("ingest", "validate", "features", "train", "evaluate", "package")
+
+
+def _context() -> tuple[Params, Paths]:
+    paths = activate()
+    try:
+        return load_params(paths.params_file), paths
+    except ConfigError as exc:
+        typer.secho(f"configuration error:\n{exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _print(payload: Any) -> None:
+    typer.echo(json.dumps(payload, indent=2, default=str))
+
+
+@data_app.command("generate")
+def data_generate(
+    customers: Annotated[int | None, typer.Option(help="Override generator.customers")] = None,
+    days: Annotated[int | None, typer.Option(help="Override generator.days")] = None,
+    out: Annotated[Path | None, typer.Option(help="Where to write (default dataset.source)")] = None,
+) -> None:
+    """Write the built-in churn dataset (deterministic for a given seed)."""
+    from loopline import steps
+
+    params, paths = _context()
+    overrides = {k: v for k, v in {"customers": customers, "days": days}.items() if v is not None}
+    if overrides:
+        generator = params.generator.model_validate(params.generator.model_dump() | overrides)
+        params = params.model_copy(update={"generator": generator})
+    typer.echo(steps.generate_step(params, paths, out))
+
+
+@app.command()
+def ingest(source: Annotated[Path | None, typer.Argument()] = None) -> None:
+    """Accept a batch as the new data version (Prefect flow ``ingest``)."""
+    from loopline.data.contract import BatchRejected
+
+    _context()
+    from flows.ingest import ingest as ingest_flow
+
+    try:
+        _print(ingest_flow(source=str(source.resolve()) if source else None))
+    except BatchRejected as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        typer.secho("nothing changed: the last good data version stays current", err=True)
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def train() -> None:
+    """Build features and train the candidates (Prefect flow ``train``)."""
+    _context()
+    from flows.train import train as train_flow
+
+    _print(train_flow()["evaluation"])
+
+
+@app.command()
+def package() -> None:
+    """Save the selected model to BentoML and build a Bento (Prefect flow ``package``)."""
+    _context()
+    from flows.package import package as package_flow
+
+    result = package_flow()
+    _print({"model": result["model"], "bento": result["bento"]})
+
+
+@app.command()
+def run(source: Annotated[Path | None, typer.Argument()] = None) -> None:
+    """The whole loop once: ingest → train → package (Prefect flow ``lifecycle``)."""
+    from loopline.data.contract import BatchRejected
+
+    _context()
+    from flows.lifecycle import lifecycle
+
+    try:
+        result = lifecycle(source=str(source.resolve()) if source else None)
+    except BatchRejected as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from exc
+    _print({"model": result["package"]["model"], "metrics": result["package"]["metrics"]})
+
+
+@app.command()
+def stage(name: Annotated[str, typer.Argument(help=" | ".join(STAGES))]) -> None:
+    """Run one pipeline step without Prefect: what ``dvc repro`` calls."""
+    from loopline import steps
+
+    params, paths = _context()
+    runners = {
+        "ingest": steps.prepare_step,
+        "validate": steps.validate_step,
+        "features": steps.features_step,
+        "train": steps.train_step,
+        "evaluate": steps.evaluate_step,
+        "package": steps.package_step,
+    }
+    if name not in runners:
+        raise typer.BadParameter(f"unknown stage {name!r}; one of {', '.join(STAGES)}")
+    result = runners[name](params, paths)
+    _print({k: v for k, v in result.items() if k != "candidates"})
+
+
+@app.command()
+def up(
+    bootstrap: Annotated[bool, typer.Option(help="Build data and a model on first run")] = True,
+) -> None:
+    """Start the platform: Prefect server, BentoML serving; bootstrap on first run."""
+    from loopline import platform
+
+    params, paths = _context()
+    platform.up(params, paths, bootstrap_if_needed=bootstrap)
+
+
+@app.command()
+def demo() -> None:
+    """One finite tour: the loop once, then a prediction over HTTP, then a summary."""
+    from loopline import platform
+
+    params, paths = _context()
+    platform.demo(params, paths)
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option()] = 3000,
+    model: Annotated[str | None, typer.Option(help="Model tag (default: latest)")] = None,
+) -> None:
+    """Serve the model over HTTP with ``bentoml serve`` on 127.0.0.1."""
+    from loopline import platform
+
+    params, paths = _context()
+    platform.serve_forever(params, paths, port=port, model_tag=model)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,123 @@
+"""``params.yaml``: the one project configuration, typed and validated when loaded."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+FeatureKind = Literal["numeric", "categorical"]
+Metric = Literal["roc_auc", "average_precision", "log_loss", "f1", "accuracy"]
+EstimatorName = Literal["logistic_regression", "hist_gradient_boosting", "random_forest"]
+
+
+class ConfigError(ValueError):
+    """A wrong or missing value in ``params.yaml``; the message names the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetParams(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    source: str
+    entity: str
+    timestamp: str
+    label: str
+    features: dict[str, FeatureKind] = Field(min_length=1)
+    pii: list[str] = []
+    label_delay_days: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _columns_distinct(self) -> DatasetParams:
+        keys = {"entity": self.entity, "timestamp": self.timestamp, "label": self.label}
+        for role, column in keys.items():
+            if column in self.features:
+                raise ValueError(f"{role} column {column!r} is also listed in features")
+            if column in self.pii:
+                raise ValueError(f"{role} column {column!r} is also listed in pii")
+        overlap = sorted(set(self.pii) & set(self.features))
+        if overlap:
+            raise ValueError(f"pii columns may not be model features: {overlap}")
+        return self
+
+    @property
+    def numeric(self) -> list[str]:
+        return [c for c, kind in self.features.items() if kind == "numeric"]
+
+    @property
+    def categorical(self) -> list[str]:
+        return [c for c, kind in self.features.items() if kind == "categorical"]
+
+
+class GeneratorParams(_Strict):
+    customers: int = Field(ge=10, le=10_000_000)
+    days: int = Field(ge=2, le=3650)
+    label_every_days: int = Field(ge=1)
+    seed: int
+    drift_day: int | None = Field(default=None, ge=1)
+    start_date: date
+
+
+class FeatureParams(_Strict):
+    service: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    online_ttl_days: int = Field(ge=1)
+
+
+class TrainingParams(_Strict):
+    metric: Metric
+    holdout_days: int = Field(ge=1)
+    seed: int
+    candidates: dict[EstimatorName, dict[str, list[float | int | str | None]]] = Field(min_length=1)
+
+    @field_validator("candidates")
+    @classmethod
+    def _grids_not_empty(
+        cls, value: dict[str, dict[str, list[float | int | str | None]]]
+    ) -> dict[str, dict[str, list[float | int | str | None]]]:
+        for name, grid in value.items():
+            for param, options in grid.items():
+                if not options:
+                    raise ValueError(f"{name}.{param} lists no values")
+        return value
+
+
+class ServingParams(_Strict):
+    model_name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    threshold: float = Field(gt=0, lt=1)
+
+
+class Params(_Strict):
+    dataset: DatasetParams
+    generator: GeneratorParams
+    features: FeatureParams
+    training: TrainingParams
+    serving: ServingParams
+
+
+def _describe(error: ValidationError, source: Path) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"{source.name}: {key}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_params(path: Path) -> Params:
+    """Read and validate ``params.yaml``; raise :class:`ConfigError` naming every bad key."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: not found") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path.name}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path.name}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from exc

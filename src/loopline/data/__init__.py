@@ -1,0 +1,1 @@
+"""Datasets: the built-in generator, the batch contract, and accepting versions into DVC."""

@@ -1,0 +1,123 @@
+"""Accepting a batch: contract check, then a new DVC data version; a bad batch changes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from loopline.config import DatasetParams
+from loopline.data import versioning
+from loopline.data.contract import BatchRejected, check_batch, read_batch
+from loopline.settings import Paths
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    """An accepted batch: where it is, its DVC hash, and what is in it."""
+
+    path: str
+    data_hash: str
+    rows: int
+    entities: int
+    start: str
+    end: str
+
+
+def accept_batch(source: Path, dataset: DatasetParams, paths: Paths) -> DataVersion:
+    """Check ``source`` against the contract and make it the current data version."""
+    try:
+        checked = check_batch(read_batch(source), dataset, source)
+    except BatchRejected as exc:
+        record_rejection(paths, exc)
+        raise
+    target = paths.raw_batch
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = target.with_name(f".{target.name}.incoming")
+    checked.to_parquet(staged, index=False)
+    previous = target.with_name(f".{target.name}.previous")
+    if target.exists():
+        os.replace(target, previous)
+    os.replace(staged, target)
+    try:
+        versioning.ensure_repo(paths)
+        data_hash = versioning.track(paths, target)
+    except Exception:
+        # Versioning failed: put the last good batch back so nothing changed.
+        if previous.exists():
+            os.replace(previous, target)
+            versioning.track(paths, target)
+        raise
+    previous.unlink(missing_ok=True)
+    stamps = checked[dataset.timestamp]
+    return DataVersion(
+        path=str(target.relative_to(paths.project)),
+        data_hash=data_hash,
+        rows=len(checked),
+        entities=int(checked[dataset.entity].nunique()),
+        start=stamps.min().isoformat(),
+        end=stamps.max().isoformat(),
+    )
+
+
+def record_rejection(paths: Paths, error: BatchRejected) -> Path:
+    """Keep the reason (and a copy of the file when it exists) for the dashboard and audit."""
+    when = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    folder = paths.rejected / when
+    folder.mkdir(parents=True, exist_ok=True)
+    if error.source.is_file():
+        shutil.copy2(error.source, folder / error.source.name)
+    (folder / "reason.json").write_text(
+        json.dumps({"source": str(error.source), "at": when, "problems": error.problems}, indent=2)
+    )
+    return folder
+
+
+def current_version(dataset: DatasetParams, paths: Paths) -> DataVersion | None:
+    """The data version training would use now, or None before the first batch."""
+    if not paths.raw_batch.is_file():
+        return None
+    frame = pd.read_parquet(paths.raw_batch, columns=[dataset.entity, dataset.timestamp])
+    stamps = frame[dataset.timestamp]
+    return DataVersion(
+        path=str(paths.raw_batch.relative_to(paths.project)),
+        data_hash=versioning.tracked_hash(paths.raw_batch),
+        rows=len(frame),
+        entities=int(frame[dataset.entity].nunique()),
+        start=stamps.min().isoformat(),
+        end=stamps.max().isoformat(),
+    )
+
+
+def prepare(dataset: DatasetParams, paths: Paths) -> pd.DataFrame:
+    """The accepted batch, re-checked, typed and without PII: what feature steps may read."""
+    frame = check_batch(pd.read_parquet(paths.raw_batch), dataset, paths.raw_batch)
+    frame = frame.drop(columns=[c for c in dataset.pii if c in frame.columns])
+    paths.ingested.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(paths.ingested, index=False)
+    return frame
+
+
+def quality_summary(frame: pd.DataFrame, dataset: DatasetParams) -> dict[str, object]:
+    """Row counts, label rate, missing values and time range: DVC metrics for the batch."""
+    labelled = frame[dataset.label].notna()
+    return {
+        "rows": len(frame),
+        "entities": int(frame[dataset.entity].nunique()),
+        "labelled_rows": int(labelled.sum()),
+        "label_rate": round(float(frame.loc[labelled, dataset.label].mean()), 4),
+        "missing_values": {
+            c: int(n) for c, n in frame[list(dataset.features)].isna().sum().items() if n
+        },
+        "start": frame[dataset.timestamp].min().isoformat(),
+        "end": frame[dataset.timestamp].max().isoformat(),
+    }
+
+
+def as_dict(version: DataVersion) -> dict[str, object]:
+    return asdict(version)

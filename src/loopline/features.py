@@ -1,0 +1,141 @@
+"""Feast: the feature sources, the store, and the one feature service training and serving share."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from loopline.config import DatasetParams
+from loopline.settings import Paths
+
+if TYPE_CHECKING:
+    from feast import FeatureService, FeatureStore, FeatureView
+
+DEFINITIONS = "definitions.py"
+
+
+def load_definitions(paths: Paths) -> ModuleType:
+    """Import ``feature_repo/definitions.py`` of this project (not whatever is on sys.path)."""
+    file = paths.feature_repo / DEFINITIONS
+    name = f"loopline_feature_repo_{hashlib.sha1(str(file).encode()).hexdigest()[:8]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"cannot load Feast definitions from {file}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def feast_objects(paths: Paths) -> list[Any]:
+    """Every Feast object the definitions declare, in the order Feast applies them."""
+    from feast import Entity, FeatureService, FeatureView, OnDemandFeatureView
+
+    kinds = (Entity, FeatureView, OnDemandFeatureView, FeatureService)
+    module = load_definitions(paths)
+    return [obj for obj in vars(module).values() if isinstance(obj, kinds)]
+
+
+def batch_views(paths: Paths) -> list[FeatureView]:
+    from feast import FeatureView
+
+    return [obj for obj in feast_objects(paths) if type(obj) is FeatureView]
+
+
+def feature_store(paths: Paths) -> FeatureStore:
+    """The project's FeatureStore; LOOPLINE_HOME must be set (``settings.activate``)."""
+    from feast import FeatureStore
+
+    paths.feast_dir.mkdir(parents=True, exist_ok=True)
+    return FeatureStore(repo_path=str(paths.feature_repo))
+
+
+def write_sources(frame: pd.DataFrame, dataset: DatasetParams, paths: Paths) -> dict[str, int]:
+    """Split an ingested batch into one parquet per feature view, as its source declares."""
+    written: dict[str, int] = {}
+    keys = [dataset.entity, dataset.timestamp]
+    for view in batch_views(paths):
+        columns = keys + [f.name for f in view.features]
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise ValueError(
+                f"feature view {view.name!r} needs columns the dataset lacks: {missing}; "
+                "params.yaml and feature_repo/definitions.py disagree"
+            )
+        target = Path(view.batch_source.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        frame[columns].to_parquet(target, index=False)
+        written[view.name] = len(frame)
+    return written
+
+
+def label_events(frame: pd.DataFrame, dataset: DatasetParams, every_days: int) -> pd.DataFrame:
+    """Known labels at their own timestamps: the entity frame for point-in-time joins."""
+    known = frame[frame[dataset.label].notna()]
+    day = (known[dataset.timestamp] - known[dataset.timestamp].min()).dt.days
+    sampled = known[(day + known[dataset.entity]) % every_days == 0]
+    events = sampled[[dataset.entity, dataset.timestamp, dataset.label]].copy()
+    events[dataset.label] = events[dataset.label].astype("int64")
+    return events.reset_index(drop=True)
+
+
+def apply(paths: Paths) -> list[str]:
+    """Register the definitions with the Feast registry; returns the names applied."""
+    objects = feast_objects(paths)
+    feature_store(paths).apply(objects)
+    return [obj.name for obj in objects]
+
+
+def materialize(paths: Paths, start: datetime, end: datetime) -> None:
+    """Load feature values between two instants into the online store."""
+    feature_store(paths).materialize(start_date=start, end_date=end)
+
+
+def service(store: FeatureStore, name: str) -> FeatureService:
+    return store.get_feature_service(name)
+
+
+def historical_features(
+    paths: Paths, service_name: str, entity_frame: pd.DataFrame, dataset: DatasetParams
+) -> pd.DataFrame:
+    """Point-in-time correct features for each (entity, timestamp) row, in the input's order."""
+    store = feature_store(paths)
+    rows = entity_frame.reset_index(drop=True).assign(_row=lambda f: range(len(f)))
+    joined = store.get_historical_features(
+        entity_df=rows, features=service(store, service_name)
+    ).to_df()
+    # Feast does not keep entity_df order: restore it through the row id.
+    return joined.sort_values("_row").drop(columns="_row").reset_index(drop=True)
+
+
+def online_features(
+    store: FeatureStore, service_name: str, entity: str, ids: list[int]
+) -> dict[str, list[Any]]:
+    """Latest feature values for entities, through the feature service."""
+    response = store.get_online_features(
+        features=service(store, service_name), entity_rows=[{entity: i} for i in ids]
+    )
+    return response.to_dict()
+
+
+def definition_hash(paths: Paths, service_name: str) -> str:
+    """A stable hash of the feature service and the views it reads, for lineage."""
+    store = feature_store(paths)
+    svc = service(store, service_name)
+    digest = hashlib.sha256(svc.to_proto().spec.SerializeToString(deterministic=True))
+    for projection in sorted(svc.feature_view_projections, key=lambda p: p.name):
+        try:
+            view: Any = store.get_feature_view(projection.name)
+        except Exception:  # on-demand views live in their own namespace
+            view = store.get_on_demand_feature_view(projection.name)
+        digest.update(view.to_proto().spec.SerializeToString(deterministic=True))
+    return digest.hexdigest()[:16]

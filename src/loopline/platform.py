@@ -1,0 +1,246 @@
+"""Running the platform's servers: Prefect, BentoML serving; and the scripted demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+
+from loopline.config import Params
+from loopline.settings import Paths
+
+HOST = "127.0.0.1"
+PREFECT_PORT = 4200
+SERVING_PORT = 3000
+
+
+def _bin(name: str) -> str:
+    # The console scripts of this environment, whatever PATH says.
+    return str(Path(sys.executable).with_name(name))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Service:
+    """A server this command started; stopped with its whole process group."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def start(name: str, command: list[str], url: str, paths: Paths, env: dict[str, str]) -> Service:
+    """Start a server in its own process group, logging to the state folder."""
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    log = paths.logs / f"{name}.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=paths.project,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Service(name, process, url, log)
+
+
+def wait_ready(service: Service, path: str, timeout: float = 180) -> float:
+    """Poll ``path`` until it answers 200; fail with the log's tail if the process dies."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if service.process.poll() is not None:
+            tail = service.log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{service.name} exited with {service.process.returncode}:\n{tail}")
+        try:
+            if httpx.get(service.url + path, timeout=2).status_code == 200:
+                return time.monotonic() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise TimeoutError(f"{service.name} not ready at {service.url}{path} after {timeout:.0f}s")
+
+
+def start_prefect(paths: Paths, port: int = PREFECT_PORT) -> Service:
+    command = [_bin("prefect"), "server", "start", "--host", HOST, "--port", str(port)]
+    command.append("--analytics-off")
+    return start("prefect", command, f"http://{HOST}:{port}", paths, {})
+
+
+def start_serving(paths: Paths, port: int = SERVING_PORT, model_tag: str | None = None) -> Service:
+    command = [_bin("bentoml"), "serve", "bentos.service:ChurnService"]
+    command += ["--host", HOST, "--port", str(port), "--working-dir", str(paths.project)]
+    env = {"LOOPLINE_MODEL_TAG": model_tag} if model_tag else {}
+    return start("serving", command, f"http://{HOST}:{port}", paths, env)
+
+
+@contextmanager
+def running(*services: Service) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for service in reversed(services):
+            service.stop()
+
+
+def has_model(params: Params) -> bool:
+    import bentoml
+
+    return any(True for _ in bentoml.models.list(params.serving.model_name))
+
+
+def bootstrap(params: Params, paths: Paths) -> dict[str, Any]:
+    """First run: the built-in dataset if there is no data yet, then the loop once."""
+    from flows.lifecycle import lifecycle
+    from loopline import steps
+
+    source = paths.project / params.dataset.source
+    if not source.exists():
+        typer.echo(f"generating the built-in dataset at {source}")
+        steps.generate_step(params, paths)
+    return lifecycle()
+
+
+def sample_customer(params: Params, paths: Paths) -> int:
+    """A customer the online store knows: the first one in the prepared data."""
+    import pandas as pd
+
+    frame = pd.read_parquet(paths.ingested, columns=[params.dataset.entity])
+    return int(frame[params.dataset.entity].iloc[0])
+
+
+def curl_example(url: str, entity: str, customer: int) -> str:
+    body = json.dumps({entity: customer})
+    return f"curl -s -X POST {url}/predict -H 'Content-Type: application/json' -d '{body}'"
+
+
+def up(params: Params, paths: Paths, *, bootstrap_if_needed: bool = True) -> None:
+    """Start everything, bootstrap on first run, and stay up until Ctrl-C."""
+    external_api = os.environ.get("PREFECT_API_URL")
+    services: list[Service] = []
+    stop = _stop_on_sigterm()
+    try:
+        if not external_api:
+            services.append(start_prefect(paths))
+            wait_ready(services[-1], "/api/health")
+            os.environ["PREFECT_API_URL"] = services[-1].url + "/api"
+        api = os.environ["PREFECT_API_URL"]
+        if not has_model(params):
+            if not bootstrap_if_needed:
+                raise typer.BadParameter("no model yet: run without --no-bootstrap first")
+            typer.echo("first run: building data, features and a model (about a minute)")
+            bootstrap(params, paths)
+        services.append(start_serving(paths))
+        wait_ready(services[-1], "/readyz")
+        customer = sample_customer(params, paths)
+        typer.echo(
+            "\nLoopline is up.\n"
+            f"  Prefect UI   {api.removesuffix('/api')}\n"
+            f"  Serving      {services[-1].url}  (docs at /docs, metrics at /metrics)\n"
+            f"  State        {paths.state}\n\n"
+            f"Try:\n  {curl_example(services[-1].url, params.dataset.entity, customer)}\n\n"
+            "Ctrl-C stops everything this command started."
+        )
+        while not stop.is_set():
+            for service in services:
+                if service.process.poll() is not None:
+                    raise RuntimeError(f"{service.name} stopped; see {service.log}")
+            stop.wait(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        typer.echo("stopping ...")
+        for service in reversed(services):
+            service.stop()
+
+
+def _stop_on_sigterm() -> Any:
+    import threading
+
+    event = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: event.set())
+    return event
+
+
+def demo(params: Params, paths: Paths) -> dict[str, Any]:
+    """The loop once, a prediction over HTTP, and a summary; returns what it printed."""
+    from flows.lifecycle import lifecycle
+    from loopline import steps
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    source = paths.project / params.dataset.source
+    if not source.exists():
+        steps.generate_step(params, paths)
+    timings["generate"] = time.perf_counter() - started
+    result = lifecycle()
+    timings["lifecycle"] = time.perf_counter() - started - timings["generate"]
+    serving = start_serving(paths, free_port(), model_tag=result["package"]["model"])
+    with running(serving):
+        timings["serving_ready"] = wait_ready(serving, "/readyz")
+        customer = sample_customer(params, paths)
+        response = httpx.post(
+            serving.url + "/predict", json={params.dataset.entity: customer}, timeout=30
+        )
+        response.raise_for_status()
+    prediction = response.json()["predictions"][0]
+    summary = {
+        "model_version": result["package"]["model"],
+        "bento": result["package"]["bento"],
+        "metrics": result["package"]["metrics"],
+        "data_version": result["data"]["version"]["data_hash"],
+        "prediction": prediction,
+        "seconds": {k: round(v, 1) for k, v in timings.items()},
+    }
+    typer.echo(
+        "\nLoopline demo\n"
+        f"  data version   {summary['data_version']}  "
+        f"({result['data']['version']['rows']} rows)\n"
+        f"  model          {summary['model_version']}  "
+        f"({result['train']['candidates']['selected']})\n"
+        f"  holdout        "
+        + ", ".join(f"{k} {v:.3f}" for k, v in summary["metrics"].items())
+        + f"\n  bento          {summary['bento']}\n"
+        f"  served         customer {customer}: probability {prediction['probability']:.3f}, "
+        f"label {prediction['label']}, request {prediction['request_id']}\n"
+    )
+    return summary
+
+
+def serve_forever(params: Params, paths: Paths, *, port: int, model_tag: str | None) -> None:
+    service = start_serving(paths, port, model_tag)
+    with running(service):
+        wait_ready(service, "/readyz")
+        typer.echo(f"serving at {service.url}; Ctrl-C stops it")
+        try:
+            service.process.wait()
+        except KeyboardInterrupt:
+            pass

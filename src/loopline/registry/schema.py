@@ -1,0 +1,140 @@
+"""Registry tables. The migrations in ``migrations/`` create them; keep both in step."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+STAGES_SQL = "'candidate', 'staging', 'production', 'archived'"
+POLICY_KINDS_SQL = "'single', 'canary', 'ab', 'shadow', 'blue-green'"
+ONE_PRODUCTION_WHERE = "stage = 'production'"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC timestamps on every backend; SQLite would otherwise hand back naive ones."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("registry timestamps must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class VersionRow(Base):
+    __tablename__ = "registry_versions"
+
+    version: Mapped[str] = mapped_column(String(255), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(255), index=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    metrics: Mapped[dict[str, Any]]
+    lineage: Mapped[dict[str, Any]]
+
+    __table_args__ = (
+        CheckConstraint(f"stage IN ({STAGES_SQL})", name="stage"),
+        # The database itself refuses a second production version of a model.
+        Index(
+            "ux_registry_versions_one_production",
+            "model_name",
+            unique=True,
+            sqlite_where=text(ONE_PRODUCTION_WHERE),
+            postgresql_where=text(ONE_PRODUCTION_WHERE),
+        ),
+    )
+
+
+class AliasRow(Base):
+    __tablename__ = "registry_aliases"
+
+    model_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[str] = mapped_column(ForeignKey("registry_versions.version"), index=True)
+    updated_at: Mapped[datetime]
+
+
+class PolicyRow(Base):
+    __tablename__ = "registry_policies"
+
+    model_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    challenger_share: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(255))
+
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({POLICY_KINDS_SQL})", name="kind"),
+        CheckConstraint("challenger_share >= 0 AND challenger_share <= 1", name="share"),
+    )
+
+
+class ApprovalRow(Base):
+    __tablename__ = "registry_approvals"
+
+    version: Mapped[str] = mapped_column(ForeignKey("registry_versions.version"), primary_key=True)
+    approver: Mapped[str] = mapped_column(String(255))
+    requested_by: Mapped[str] = mapped_column(String(255))
+    requested_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text)
+    gate_results: Mapped[list[Any]]
+
+
+class HistoryRow(Base):
+    __tablename__ = "registry_history"
+
+    # The primary key on seq is what serializes writers: two changes prepared against
+    # the same last entry both try to write seq + 1, and only one insert can succeed.
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(32))
+    model_name: Mapped[str] = mapped_column(String(255), index=True)
+    version: Mapped[str | None] = mapped_column(String(255), index=True)
+    from_stage: Mapped[str | None] = mapped_column(String(16))
+    to_stage: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

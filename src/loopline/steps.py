@@ -1,0 +1,193 @@
+"""The pipeline's steps: plain typed functions over files, driven by Prefect flows and DVC alike.
+
+Each step reads what the previous one wrote under the project (``data/``, ``artifacts/``)
+and returns a small JSON-able summary, so either driver can record it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from loopline.config import Params
+from loopline.settings import Paths
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def generate_step(params: Params, paths: Paths, target: Path | None = None) -> Path:
+    """Write the built-in dataset where ``dataset.source`` points (or to ``target``)."""
+    from loopline.data.generate import Scenario, generate
+
+    g = params.generator
+    scenario = Scenario(
+        customers=g.customers,
+        days=g.days,
+        seed=g.seed,
+        start_date=g.start_date,
+        label_delay_days=params.dataset.label_delay_days,
+        drift_day=g.drift_day,
+    )
+    out = target or paths.project / params.dataset.source
+    out.parent.mkdir(parents=True, exist_ok=True)
+    generate(scenario).to_parquet(out, index=False)
+    return out
+
+
+def accept_step(params: Params, paths: Paths, source: Path | None = None) -> dict[str, Any]:
+    """Check a batch against the contract and version it with DVC (the ingest flow's core)."""
+    from loopline.data.ingest import accept_batch, as_dict
+
+    batch = source or paths.project / params.dataset.source
+    return as_dict(accept_batch(batch, params.dataset, paths))
+
+
+def prepare_step(params: Params, paths: Paths) -> dict[str, Any]:
+    """Re-check the accepted batch, drop PII and type the columns (DVC stage ``ingest``)."""
+    from loopline.data.ingest import prepare
+
+    frame = prepare(params.dataset, paths)
+    return {"rows": len(frame), "path": str(paths.ingested.relative_to(paths.project))}
+
+
+def validate_step(params: Params, paths: Paths) -> dict[str, Any]:
+    """The prepared batch's quality summary, kept as DVC metrics (DVC stage ``validate``)."""
+    from loopline.data.ingest import quality_summary
+
+    summary = quality_summary(pd.read_parquet(paths.ingested), params.dataset)
+    _write_json(paths.artifacts / "validation.json", summary)
+    return summary
+
+
+def features_step(params: Params, paths: Paths) -> dict[str, Any]:
+    """Write Feast sources and labels, apply the definitions, load the online store."""
+    from loopline import features
+
+    frame = pd.read_parquet(paths.ingested)
+    written = features.write_sources(frame, params.dataset, paths)
+    labels = features.label_events(frame, params.dataset, params.generator.label_every_days)
+    paths.labels.parent.mkdir(parents=True, exist_ok=True)
+    labels.to_parquet(paths.labels, index=False)
+    applied = features.apply(paths)
+    start = frame[params.dataset.timestamp].min().to_pydatetime() - timedelta(seconds=1)
+    features.materialize(paths, start, datetime.now(UTC))
+    return {"sources": written, "labels": len(labels), "applied": applied}
+
+
+def train_step(params: Params, paths: Paths) -> dict[str, Any]:
+    """Point-in-time training set from the feature service; fit candidates; keep the best."""
+    import joblib
+
+    from loopline import features
+    from loopline.training.train import fit_candidates, select_best, time_split
+
+    labels = pd.read_parquet(paths.labels)
+    frame = features.historical_features(paths, params.features.service, labels, params.dataset)
+    split = time_split(frame, params.dataset, params.training.holdout_days)
+    results = fit_candidates(split, params.dataset, params.training, params.serving.threshold)
+    best = select_best(results, params.training.metric)
+    paths.artifacts.mkdir(parents=True, exist_ok=True)
+    joblib.dump(best.model, paths.artifacts / "model.joblib")
+    split.holdout.to_parquet(paths.artifacts / "holdout.parquet", index=False)
+    table = [r.row() for r in results]
+    summary = {
+        "selected": best.candidate.name,
+        "estimator": best.candidate.estimator,
+        "params": best.candidate.params,
+        "metric": params.training.metric,
+        "train_rows": len(split.train),
+        "holdout_rows": len(split.holdout),
+        "cutoff": split.cutoff.isoformat(),
+        "candidates": table,
+    }
+    _write_json(paths.artifacts / "candidates.json", summary)
+    return summary
+
+
+def evaluate_step(params: Params, paths: Paths) -> dict[str, Any]:
+    """Holdout metrics of the selected model beside the naive baseline (DVC metrics)."""
+    import joblib
+
+    from loopline.training.evaluate import classification_metrics
+    from loopline.training.train import Split, feature_columns, naive_baseline
+
+    model = joblib.load(paths.artifacts / "model.joblib")
+    holdout = pd.read_parquet(paths.artifacts / "holdout.parquet")
+    numeric, categorical = feature_columns(holdout, params.dataset)
+    y = holdout[params.dataset.label].to_numpy()
+    score = model.predict_proba(holdout[numeric + categorical])[:, 1]
+    metrics = classification_metrics(y, score, params.serving.threshold)
+    labels = pd.read_parquet(paths.labels)
+    train = labels[labels[params.dataset.timestamp] < holdout[params.dataset.timestamp].min()]
+    baseline = naive_baseline(Split(train, holdout, pd.Timestamp(0)), params.dataset, 0.5)
+    result = {
+        "holdout": {k: round(v, 4) for k, v in metrics.items()},
+        "baseline": {k: round(v, 4) for k, v in baseline.items()},
+        "holdout_rows": len(holdout),
+        "positive_rate": round(float(y.mean()), 4),
+    }
+    _write_json(paths.artifacts / "metrics.json", result)
+    return result
+
+
+def code_commit(paths: Paths) -> str | None:
+    """The git commit of the project, with ``+dirty`` when the tree has changes."""
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=paths.project, capture_output=True, text=True
+        )
+        if rev.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=paths.project,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        return rev.stdout.strip() + ("+dirty" if dirty else "")
+    except FileNotFoundError:
+        return None
+
+
+def lineage_record(params: Params, paths: Paths, flow_run_id: str | None) -> dict[str, Any]:
+    """Everything the model is made from, recorded as it is made."""
+    from loopline import features
+    from loopline.data import versioning
+
+    candidates = json.loads((paths.artifacts / "candidates.json").read_text())
+    return {
+        "data_hash": versioning.tracked_hash(paths.raw_batch),
+        "data_path": str(paths.raw_batch.relative_to(paths.project)),
+        "feature_service": params.features.service,
+        "feature_definition_hash": features.definition_hash(paths, params.features.service),
+        "estimator": candidates["estimator"],
+        "params": candidates["params"],
+        "training": params.training.model_dump(),
+        "code_commit": code_commit(paths),
+        "flow_run_id": flow_run_id,
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def package_step(params: Params, paths: Paths, flow_run_id: str | None = None) -> dict[str, Any]:
+    """Save the selected model to the BentoML store with its lineage, and build a Bento."""
+    import joblib
+
+    from loopline import packaging
+
+    model = joblib.load(paths.artifacts / "model.joblib")
+    metrics = json.loads((paths.artifacts / "metrics.json").read_text())
+    lineage = lineage_record(params, paths, flow_run_id)
+    tag = packaging.save_model(params.serving.model_name, model, metrics["holdout"], lineage)
+    bento = packaging.build_bento(paths, tag)
+    result = {"model": tag, "bento": bento, "lineage": lineage, "metrics": metrics["holdout"]}
+    _write_json(paths.artifacts / "package.json", result)
+    return result

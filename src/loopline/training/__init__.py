@@ -1,0 +1,1 @@
+"""Training: candidate models, time-based holdout, selection, and the model card."""
