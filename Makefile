@@ -1,0 +1,61 @@
+# The few commands a user types. Each one sets up the locked environment first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+export LOOPLINE_HOME ?= $(CURDIR)/.loopline
+# Package caches stay in the state folder too: nothing is written to the home directory.
+export UV_CACHE_DIR ?= $(LOOPLINE_HOME)/cache/uv
+export PIP_CACHE_DIR ?= $(LOOPLINE_HOME)/cache/pip
+export UV_PYTHON ?= 3.11
+export UV_PYTHON_DOWNLOADS := never
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+
+UV := $(shell command -v uv 2>/dev/null || echo $(LOOPLINE_HOME)/tools/bin/uv)
+
+.PHONY: help setup up demo test test-fast bench lint format services clean
+
+help:
+	@echo "make up     set up, bootstrap on first run, start the platform (Ctrl-C stops it)"
+	@echo "make demo   one scripted run of the whole loop, ending in a served prediction"
+	@echo "make test   set up and run the whole test suite"
+	@echo "make bench  measure and write docs/benchmarks.md"
+	@echo "make lint   ruff and mypy"
+
+$(LOOPLINE_HOME)/tools/bin/uv:
+	$(PYTHON) -m venv $(LOOPLINE_HOME)/tools
+	$(LOOPLINE_HOME)/tools/bin/pip install --quiet uv
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --all-groups
+	@touch $@
+
+setup: .venv/.synced
+
+up: setup
+	loopline up
+
+demo: setup
+	loopline demo
+
+# PostgreSQL (for the registry tests) and Chromium (for the browser tests).
+services:
+	bash scripts/ensure_postgres.sh
+
+test: setup services
+	pytest
+
+bench: setup
+	python benchmarks/run.py
+
+lint: setup
+	ruff check .
+	ruff format --check .
+	mypy
+
+format: setup
+	ruff check --fix .
+	ruff format .
+
+clean:
+	rm -rf $(LOOPLINE_HOME) data artifacts

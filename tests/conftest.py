@@ -1,0 +1,107 @@
+"""Shared fixtures: one small throwaway project, built once per session by the real flows.
+
+The environment is set here, before anything imports Prefect, BentoML or Feast, so every
+tool's state lands in the session's temporary folder and never in the home directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+SESSION_ROOT = Path(tempfile.mkdtemp(prefix="loopline-tests-"))
+PROJECT = SESSION_ROOT / "project"
+os.environ["LOOPLINE_PROJECT"] = str(PROJECT)
+os.environ["LOOPLINE_HOME"] = str(PROJECT / ".loopline")
+os.environ.pop("PREFECT_API_URL", None)
+os.environ["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"
+
+from loopline.settings import tool_environment, Paths  # noqa: E402
+
+for _key, _value in tool_environment(Paths(PROJECT, PROJECT / ".loopline")).items():
+    os.environ[_key] = _value
+
+PROJECT_FILES = ("params.yaml", "dvc.yaml", ".dvc", ".dvcignore", "feature_repo", "bentos", "src")
+
+# Small enough to train in seconds, large enough for a meaningful holdout.
+SMALL = {
+    "generator": {"customers": 400, "days": 90, "label_every_days": 3, "drift_day": 80},
+    "training": {
+        "holdout_days": 14,
+        "candidates": {
+            "logistic_regression": {"C": [1.0]},
+            "hist_gradient_boosting": {"learning_rate": [0.1], "max_depth": [3]},
+            "random_forest": {"n_estimators": [40], "max_depth": [6]},
+        },
+    },
+}
+
+
+def make_project(root: Path, overrides: dict[str, Any] | None = None) -> Path:
+    """A fresh project folder: the repo's project files, small params, its own git repo."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, root / name)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for section, values in (overrides or SMALL).items():
+        params[section] = {**params[section], **values}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def project() -> Path:
+    return make_project(PROJECT)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture(scope="session")
+def built(project: Path, prefect_harness: None) -> dict[str, Any]:
+    """The whole loop once, through the real Prefect flows: data, features, model, Bento."""
+    from flows.lifecycle import lifecycle
+    from loopline import steps
+    from loopline.config import load_params
+    from loopline.settings import activate
+
+    paths = activate(project)
+    steps.generate_step(load_params(paths.params_file), paths)
+    return lifecycle()
+
+
+@pytest.fixture(scope="session")
+def paths(project: Path) -> Any:
+    from loopline.settings import activate
+
+    return activate(project)
+
+
+@pytest.fixture(scope="session")
+def params(project: Path) -> Any:
+    from loopline.config import load_params
+
+    return load_params(project / "params.yaml")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(SESSION_ROOT, ignore_errors=True)
