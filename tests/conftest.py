@@ -25,7 +25,7 @@ os.environ["LOOPLINE_HOME"] = str(PROJECT / ".loopline")
 os.environ.pop("PREFECT_API_URL", None)
 os.environ["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"
 
-from loopline.settings import tool_environment, Paths  # noqa: E402
+from loopline.settings import Paths, tool_environment  # noqa: E402
 
 for _key, _value in tool_environment(Paths(PROJECT, PROJECT / ".loopline")).items():
     os.environ[_key] = _value

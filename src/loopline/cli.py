@@ -39,7 +39,9 @@ def _print(payload: Any) -> None:
 def data_generate(
     customers: Annotated[int | None, typer.Option(help="Override generator.customers")] = None,
     days: Annotated[int | None, typer.Option(help="Override generator.days")] = None,
-    out: Annotated[Path | None, typer.Option(help="Where to write (default dataset.source)")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write (default dataset.source)")
+    ] = None,
 ) -> None:
     """Write the built-in churn dataset (deterministic for a given seed)."""
     from loopline import steps

@@ -71,7 +71,9 @@ def write_sources(frame: pd.DataFrame, dataset: DatasetParams, paths: Paths) -> 
                 f"feature view {view.name!r} needs columns the dataset lacks: {missing}; "
                 "params.yaml and feature_repo/definitions.py disagree"
             )
-        target = Path(view.batch_source.path)
+        target = Path(getattr(view.batch_source, "path", ""))
+        if not target.suffix:
+            raise ValueError(f"feature view {view.name!r} has no file source to write")
         target.parent.mkdir(parents=True, exist_ok=True)
         frame[columns].to_parquet(target, index=False)
         written[view.name] = len(frame)

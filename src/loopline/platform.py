@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -240,7 +240,5 @@ def serve_forever(params: Params, paths: Paths, *, port: int, model_tag: str | N
     with running(service):
         wait_ready(service, "/readyz")
         typer.echo(f"serving at {service.url}; Ctrl-C stops it")
-        try:
+        with suppress(KeyboardInterrupt):
             service.process.wait()
-        except KeyboardInterrupt:
-            pass

@@ -21,7 +21,9 @@ def test_runs_leave_readable_artifacts(built: dict[str, Any]) -> None:
 
     with get_client(sync_client=True) as client:
         keys = ["candidates", "model-card", "data-version", "package"]
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
+        )
     by_key = {a.key: a for a in found}
     assert set(by_key) == set(keys)
     assert "Model card" in str(by_key["model-card"].data)

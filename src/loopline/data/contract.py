@@ -109,7 +109,9 @@ def check_batch(frame: pd.DataFrame, dataset: DatasetParams, source: Path) -> pd
 def _summarise(failures: pd.DataFrame) -> list[str]:
     out = []
     # One unreadable value also fails the dtype and range checks of its column: report it once.
-    uncoercible = set(failures.loc[failures["check"].astype(str).str.startswith("coerce"), "column"])
+    uncoercible = set(
+        failures.loc[failures["check"].astype(str).str.startswith("coerce"), "column"]
+    )
     for (column, check), group in failures.groupby(["column", "check"], dropna=False, sort=False):
         if column in uncoercible and not str(check).startswith("coerce"):
             continue
@@ -124,7 +126,5 @@ def _summarise(failures: pd.DataFrame) -> list[str]:
             what = "duplicate (entity, timestamp) rows"
         elif what == "not_nullable":
             what = "missing values"
-        out.append(
-            f"column {column!r}: {what} ({len(group)} rows; e.g. {examples} at rows {rows})"
-        )
+        out.append(f"column {column!r}: {what} ({len(group)} rows; e.g. {examples} at rows {rows})")
     return out

@@ -21,7 +21,9 @@ PLAN_PRICE = np.array([19.0, 39.0, 69.0])
 COUNTRIES = np.array(["US", "GB", "DE", "FR", "IN", "BR"])
 PAYMENT_METHODS = np.array(["card", "bank_transfer", "paypal"])
 CONTRACTS = np.array(["monthly", "annual"])
-FIRST_NAMES = np.array(["Ada", "Ben", "Chen", "Dana", "Eli", "Fatima", "Goran", "Hana", "Ivo", "Jo"])
+FIRST_NAMES = np.array(
+    ["Ada", "Ben", "Chen", "Dana", "Eli", "Fatima", "Goran", "Hana", "Ivo", "Jo"]
+)
 LAST_NAMES = np.array(["Smith", "Garcia", "Müller", "Dubois", "Patel", "Silva", "Kim", "Novak"])
 
 
@@ -104,10 +106,10 @@ def generate(scenario: Scenario) -> pd.DataFrame:
 
     flat = {k: np.concatenate(v) for k, v in columns.items()}
     cust = flat.pop("customer_index")
-    day = flat.pop("day")
+    snapshot_day = flat.pop("day")
     horizon = scenario.label_delay_days
-    churned = (churn_day[cust] > day) & (churn_day[cust] <= day + horizon)
-    known = day + horizon < days
+    churned = (churn_day[cust] > snapshot_day) & (churn_day[cust] <= snapshot_day + horizon)
+    known = snapshot_day + horizon < days
     label = pd.array(np.where(known, churned.astype("int64"), 0), dtype="Int64")
     label[~known] = pd.NA
 
@@ -115,7 +117,7 @@ def generate(scenario: Scenario) -> pd.DataFrame:
         {
             "customer_id": (cust + 1).astype("int64"),
             "event_timestamp": pd.Timestamp(scenario.start_date, tz="UTC")
-            + pd.to_timedelta(day, unit="D"),
+            + pd.to_timedelta(snapshot_day, unit="D"),
             "name": np.char.add(np.char.add(FIRST_NAMES[cust % 10], " "), LAST_NAMES[cust % 8]),
             "email": np.char.add(np.char.add("customer", (cust + 1).astype(str)), "@example.com"),
             "plan": PLANS[plan[cust]],

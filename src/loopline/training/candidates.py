@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ class Candidate:
         return f"{self.estimator}({settings})"
 
 
-def expand(grids: dict[str, dict[str, list[Any]]]) -> list[Candidate]:
+def expand(grids: Mapping[Any, Mapping[str, list[Any]]]) -> list[Candidate]:
     """Every combination of every estimator's grid, in a stable order."""
     out = []
     for estimator, grid in grids.items():

@@ -13,18 +13,19 @@ def model_card(candidates: dict[str, Any], evaluation: dict[str, Any]) -> str:
         for c in sorted(candidates["candidates"], key=lambda c: c[metric], reverse=True)
     )
     holdout, baseline = evaluation["holdout"], evaluation["baseline"]
-    return f"""# Model card
+    return (
+        f"""# Model card
 
-**Selected:** `{candidates['selected']}` by holdout `{metric}`.
+**Selected:** `{candidates["selected"]}` by holdout `{metric}`.
 
-**Data:** {candidates['train_rows']} training rows before {candidates['cutoff']},
-{candidates['holdout_rows']} holdout rows after (positive rate {evaluation['positive_rate']}).
+**Data:** {candidates["train_rows"]} training rows before {candidates["cutoff"]},
+{candidates["holdout_rows"]} holdout rows after (positive rate {evaluation["positive_rate"]}).
 
 | metric | model | naive baseline |
 |---|---|---|
-""" + "\n".join(
-        f"| {k} | {holdout[k]:.4f} | {baseline[k]:.4f} |" for k in holdout
-    ) + f"""
+"""
+        + "\n".join(f"| {k} | {holdout[k]:.4f} | {baseline[k]:.4f} |" for k in holdout)
+        + f"""
 
 ## Candidates
 
@@ -32,3 +33,4 @@ def model_card(candidates: dict[str, Any], evaluation: dict[str, Any]) -> str:
 |---|---|---|
 {rows}
 """
+    )

@@ -8,7 +8,9 @@ from sklearn import metrics
 LOWER_IS_BETTER = {"log_loss"}
 
 
-def classification_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, float]:
+def classification_metrics(
+    y_true: np.ndarray, score: np.ndarray, threshold: float
+) -> dict[str, float]:
     """ROC AUC, average precision, log loss, F1 and accuracy for one set of scores."""
     label = (score >= threshold).astype(int)
     clipped = np.clip(score, 1e-6, 1 - 1e-6)
