@@ -113,8 +113,12 @@ def running(*services: Service) -> Iterator[None]:
 
 def has_model(params: Params) -> bool:
     import bentoml
+    from bentoml.exceptions import NotFound
 
-    return any(True for _ in bentoml.models.list(params.serving.model_name))
+    try:
+        return bool(bentoml.models.list(params.serving.model_name))
+    except NotFound:
+        return False
 
 
 def bootstrap(params: Params, paths: Paths) -> dict[str, Any]:

@@ -47,7 +47,8 @@ def track(paths: Paths, target: Path) -> str:
 
     with Repo(str(paths.project)) as repo:
         repo.add(str(target))
-        repo.push(targets=[str(target)])
+        # Name the .dvc file: a bare path is also looked up as a dvc.yaml stage and fails.
+        repo.push(targets=[str(target.with_name(target.name + ".dvc"))])
     return tracked_hash(target)
 
 
