@@ -14,10 +14,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from psycopg import sql
-from registry_testing import ManualClock
 from sqlalchemy.engine import URL, make_url
 
 from loopline.registry import Registry
+from tests.registry.registry_testing import ManualClock
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/"
 BACKENDS = ["sqlite", "postgresql"]
@@ -35,10 +35,14 @@ def pg_database() -> Iterator[URL]:
     try:
         connection = psycopg.connect(_libpq(admin), autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as error:
+        unreachable = str(error)
+    else:
+        unreachable = ""
+    if unreachable:
         if os.environ.get("LOOPLINE_SKIP_PG") == "1":
-            pytest.skip(f"PostgreSQL unreachable and LOOPLINE_SKIP_PG=1: {error}")
+            pytest.skip(f"PostgreSQL unreachable and LOOPLINE_SKIP_PG=1: {unreachable}")
         pytest.fail(
-            f"PostgreSQL is unreachable at {admin.render_as_string()}: {error}\n"
+            f"PostgreSQL is unreachable at {admin.render_as_string()}: {unreachable}\n"
             "Start it with `sudo scripts/ensure_postgres.sh`, point LOOPLINE_TEST_PG_URL at "
             "another server, or set LOOPLINE_SKIP_PG=1 to skip the PostgreSQL tests.",
             pytrace=False,

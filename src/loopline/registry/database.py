@@ -102,7 +102,12 @@ def is_contention(error: DBAPIError) -> bool:
 
 
 def alembic_config(url: str | None = None, connection: Connection | None = None) -> Config:
-    """An Alembic config for the registry migrations, built in code (no alembic.ini)."""
+    """An Alembic config for the registry migrations, built in code (no alembic.ini).
+
+    To add a migration after changing ``schema.py``::
+
+        command.revision(alembic_config(url), message="...", autogenerate=True)
+    """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if url is not None:

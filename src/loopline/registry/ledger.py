@@ -31,7 +31,7 @@ def append(
 
     Raises RegistryConflict when another change was committed since ``base_seq``, or
     when a conditional write finds its row already changed; the caller's transaction
-    must then be rolled back.
+    must then be rolled back. Entries get ``at``, or the previous entry's time if later.
     """
     last = session.scalar(select(func.max(HistoryRow.seq))) or 0
     if last != base_seq:
@@ -41,10 +41,15 @@ def append(
         )
     prev_hash = GENESIS
     if last:
-        stored = session.scalar(select(HistoryRow.hash).where(HistoryRow.seq == last))
-        if stored is None:
+        previous = session.execute(
+            select(HistoryRow.hash, HistoryRow.at).where(HistoryRow.seq == last)
+        ).one_or_none()
+        if previous is None:
             raise RegistryError(f"history entry {last} is missing; run verify()")
-        prev_hash = stored
+        prev_hash = previous.hash
+        # History time never runs backwards, even when this writer's clock lags another's:
+        # served_at() relies on every instant selecting a prefix of the chain.
+        at = max(at, previous.at)
     seq = last
     connection = session.connection()
     for step in steps:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from loopline.registry import database, queries, routing, rules, stages
 from loopline.registry.errors import RegistryError
 from loopline.registry.ledger import Step, append
-from loopline.registry.records import Policy, Stage, VersionRecord
+from loopline.registry.records import Policy, PolicyKind, Stage, VersionRecord
 from loopline.registry.view import RegistryView
 
 T = TypeVar("T")
@@ -156,7 +156,13 @@ class Registry(RegistryView):
         )
 
     def set_policy(
-        self, model_name: str, kind: str, challenger_share: float, *, actor: str, reason: str
+        self,
+        model_name: str,
+        kind: PolicyKind | str,
+        challenger_share: float,
+        *,
+        actor: str,
+        reason: str,
     ) -> Policy:
         """Set how serving splits traffic between champion and challenger."""
         model_name = rules.require_text("model_name", model_name)

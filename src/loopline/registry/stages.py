@@ -163,27 +163,15 @@ def request_promotion(
             f"model version {version!r} already awaits approval by {pending.approver!r}"
         )
     details: dict[str, Any] = {"gate_results": gates}
-    steps: list[Step] = []
-    if current is Stage.CANDIDATE:
-        steps += follow(
-            session,
-            row,
-            current,
-            Stage.STAGING,
-            action=Action.TRANSITION,
-            reason=reason,
-            details=details,
+
+    def along(start: Stage, end: Stage) -> list[Step]:
+        return follow(
+            session, row, start, end, action=Action.TRANSITION, reason=reason, details=details
         )
+
+    steps = along(Stage.CANDIDATE, Stage.STAGING) if current is Stage.CANDIDATE else []
     if approver is None:
-        return steps + follow(
-            session,
-            row,
-            Stage.STAGING,
-            Stage.PRODUCTION,
-            action=Action.TRANSITION,
-            reason=reason,
-            details=details,
-        )
+        return steps + along(Stage.STAGING, Stage.PRODUCTION)
     statement = insert(ApprovalRow).values(
         version=version, approver=approver, requested_by=actor, reason=reason, gate_results=gates
     )

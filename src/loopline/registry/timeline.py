@@ -1,5 +1,5 @@
-"""Replaying history: what served when, who held production before, and whether the
-current state is the one the history explains."""
+"""Replaying history: what served a model at an instant, and whether the stored state is
+the one the history explains."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from loopline.registry.chain import canonical_json
 from loopline.registry.records import CHALLENGER, Action, ChainBreak, PolicyKind, ServedAt, Stage
-from loopline.registry.schema import AliasRow, HistoryRow, VersionRow
+from loopline.registry.schema import AliasRow, HistoryRow, PolicyRow, VersionRow
 
 
 @dataclass
@@ -66,7 +66,10 @@ def served(model_name: str, rows: Iterable[HistoryRow]) -> ServedAt:
 
 
 def state_mismatch(
-    state: Replay, versions: Iterable[VersionRow], aliases: Iterable[AliasRow]
+    state: Replay,
+    versions: Iterable[VersionRow],
+    aliases: Iterable[AliasRow],
+    policies: Iterable[PolicyRow],
 ) -> ChainBreak | None:
     """The first difference between the stored state and the state the history leads to."""
     newest = max(state.last_seq.values(), default=0)
@@ -95,5 +98,13 @@ def state_mismatch(
             newest,
             f"the challenger of {model!r} is {stored_challengers.get(model)!r} but the history "
             f"says {state.challengers.get(model)!r}",
+        )
+    stored_policies = {p.model_name: (p.kind, p.challenger_share) for p in policies}
+    if stored_policies != state.policies:
+        model = sorted(set(stored_policies.items()) ^ set(state.policies.items()))[0][0]
+        return ChainBreak(
+            newest,
+            f"the policy of {model!r} is {stored_policies.get(model)!r} but the history "
+            f"says {state.policies.get(model)!r}",
         )
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Self
@@ -20,7 +21,7 @@ from loopline.registry.records import (
     Stage,
     VersionRecord,
 )
-from loopline.registry.schema import AliasRow, ApprovalRow, HistoryRow, VersionRow
+from loopline.registry.schema import AliasRow, ApprovalRow, HistoryRow, PolicyRow, VersionRow
 
 
 class RegistryView:
@@ -29,19 +30,22 @@ class RegistryView:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine: Engine | None = None
+        self._engine_lock = threading.Lock()
 
     @property
     def engine(self) -> Engine:
         """The SQLAlchemy engine, created on first use (it connects lazily too)."""
-        if self._engine is None:
-            self._engine = database.create_registry_engine(self.url)
-        return self._engine
+        with self._engine_lock:
+            if self._engine is None:
+                self._engine = database.create_registry_engine(self.url)
+            return self._engine
 
     def close(self) -> None:
         """Close every pooled connection."""
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+        with self._engine_lock:
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
 
     def __enter__(self) -> Self:
         return self
@@ -108,7 +112,8 @@ class RegistryView:
                 return broken
             versions = session.scalars(select(VersionRow).order_by(VersionRow.version))
             aliases = session.scalars(select(AliasRow))
-            return timeline.state_mismatch(timeline.replay(rows), versions, aliases)
+            policies = session.scalars(select(PolicyRow))
+            return timeline.state_mismatch(timeline.replay(rows), versions, aliases, policies)
 
     def served_at(self, model_name: str, when: datetime) -> ServedAt:
         """Which versions held production and challenger for ``model_name`` at ``when``."""
