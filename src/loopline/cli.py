@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from loopline.config import ConfigError, Params, load_params
 from loopline.settings import Paths, activate
+
+if TYPE_CHECKING:
+    from loopline.config import Params
 
 app = typer.Typer(
     help="Loopline: the whole ML lifecycle on one machine.",
@@ -23,6 +25,9 @@ STAGES = ("ingest", "validate", "features", "train", "evaluate", "package")
 
 
 def _context() -> tuple[Params, Paths]:
+    # Imported here: building the pydantic models costs a third of a second --help need not pay.
+    from loopline.config import ConfigError, load_params
+
     paths = activate()
     try:
         return load_params(paths.params_file), paths

@@ -148,29 +148,37 @@ def curl_example(url: str, entity: str, customer: int) -> str:
 
 def up(params: Params, paths: Paths, *, bootstrap_if_needed: bool = True) -> None:
     """Start everything, bootstrap on first run, and stay up until Ctrl-C."""
-    external_api = os.environ.get("PREFECT_API_URL")
+    started = time.monotonic()
     services: list[Service] = []
     stop = _stop_on_sigterm()
     try:
-        if not external_api:
+        # With a model already stored, serving starts at once, beside the Prefect server.
+        serving = start_serving(paths) if has_model(params) else None
+        if serving is not None:
+            services.append(serving)
+        if not os.environ.get("PREFECT_API_URL"):
             services.append(start_prefect(paths))
+            if serving is not None:
+                wait_ready(serving, "/readyz")
+                typer.echo(f"serving at {serving.url} ({time.monotonic() - started:.0f} s)")
             wait_ready(services[-1], "/api/health")
             os.environ["PREFECT_API_URL"] = services[-1].url + "/api"
         api = os.environ["PREFECT_API_URL"]
-        if not has_model(params):
+        if serving is None:
             if not bootstrap_if_needed:
                 raise typer.BadParameter("no model yet: run without --no-bootstrap first")
-            typer.echo("first run: building data, features and a model (about a minute)")
+            typer.echo("first run: building data, features and a model (a few minutes)")
             bootstrap(params, paths)
-        services.append(start_serving(paths))
-        wait_ready(services[-1], "/readyz")
+            serving = start_serving(paths)
+            services.append(serving)
+        wait_ready(serving, "/readyz")
         customer = sample_customer(params, paths)
         typer.echo(
-            "\nLoopline is up.\n"
+            f"\nLoopline is up (ready in {time.monotonic() - started:.0f} s).\n"
             f"  Prefect UI   {api.removesuffix('/api')}\n"
-            f"  Serving      {services[-1].url}  (docs at /docs, metrics at /metrics)\n"
+            f"  Serving      {serving.url}  (docs at /docs, metrics at /metrics)\n"
             f"  State        {paths.state}\n\n"
-            f"Try:\n  {curl_example(services[-1].url, params.dataset.entity, customer)}\n\n"
+            f"Try:\n  {curl_example(serving.url, params.dataset.entity, customer)}\n\n"
             "Ctrl-C stops everything this command started."
         )
         while not stop.is_set():
