@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from loopline import cli_models
 from loopline.settings import Paths, activate
 
 if TYPE_CHECKING:
@@ -20,6 +21,9 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Datasets: generate the built-in one.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(cli_models.models_app, name="models")
+app.add_typer(cli_models.registry_app, name="registry")
+app.command("served-at")(cli_models.served_at)
 
 STAGES = ("ingest", "validate", "features", "train", "evaluate", "package")
 
@@ -128,6 +132,28 @@ def stage(name: Annotated[str, typer.Argument(help=" | ".join(STAGES))]) -> None
         raise typer.BadParameter(f"unknown stage {name!r}; one of {', '.join(STAGES)}")
     result = runners[name](params, paths)
     _print({k: v for k, v in result.items() if k != "candidates"})
+
+
+@app.command()
+def reproduce(version: str) -> None:
+    """Retrain VERSION from its recorded data version and params; report whether metrics match."""
+    from loopline.reproduce import reproduce as run_reproduction
+
+    _, paths = _context()
+    try:
+        result = run_reproduction(paths, version)
+    except (LookupError, ValueError, FileNotFoundError) as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from exc
+    for metric, recorded in result.recorded.items():
+        typer.echo(
+            f"  {metric:<18} recorded {recorded:.6f}  reproduced {result.reproduced[metric]:.6f}"
+        )
+    if not result.same_feature_definitions:
+        typer.echo("  note: the feature definitions have changed since this version was trained")
+    typer.echo("metrics match" if result.matches else "metrics DIFFER")
+    if not result.matches:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -86,6 +86,24 @@ class TrainingParams(_Strict):
         return value
 
 
+class PromotionParams(_Strict):
+    floors: dict[Metric, float] = {}
+    relative_to_champion: dict[Metric, float] = {}
+    segment_column: str | None = None
+    max_segment_regression: float = Field(default=0.03, ge=0)
+    min_segment_rows: int = Field(default=50, ge=1)
+    latency_p95_ms: float | None = Field(default=None, gt=0)
+    data_quality: bool = True
+    approval: Literal["auto", "manual"] = "auto"
+    approver: str | None = None
+
+    @model_validator(mode="after")
+    def _manual_needs_approver(self) -> PromotionParams:
+        if self.approval == "manual" and not self.approver:
+            raise ValueError("approval: manual needs an approver")
+        return self
+
+
 class ServingParams(_Strict):
     model_name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     threshold: float = Field(gt=0, lt=1)
@@ -96,7 +114,17 @@ class Params(_Strict):
     generator: GeneratorParams
     features: FeatureParams
     training: TrainingParams
+    promotion: PromotionParams = PromotionParams()
     serving: ServingParams
+
+    @model_validator(mode="after")
+    def _segment_is_categorical(self) -> Params:
+        column = self.promotion.segment_column
+        if column is not None and column not in self.dataset.categorical:
+            raise ValueError(
+                f"promotion.segment_column {column!r} must be a categorical dataset feature"
+            )
+        return self
 
 
 def _describe(error: ValidationError, source: Path) -> str:

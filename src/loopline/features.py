@@ -130,14 +130,22 @@ def online_features(
 
 
 def definition_hash(paths: Paths, service_name: str) -> str:
-    """A stable hash of the feature service and the views it reads, for lineage."""
+    """A stable hash of what the feature service computes, for lineage.
+
+    It covers each view's name, entities, fields, ttl and (for on-demand views) the
+    transformation's source, but not where the source files live: the same definitions
+    in another checkout hash the same.
+    """
     store = feature_store(paths)
     svc = service(store, service_name)
-    digest = hashlib.sha256(svc.to_proto().spec.SerializeToString(deterministic=True))
+    parts: list[str] = [svc.name]
     for projection in sorted(svc.feature_view_projections, key=lambda p: p.name):
+        parts.append(projection.name + ":" + ",".join(sorted(f.name for f in projection.features)))
         try:
             view: Any = store.get_feature_view(projection.name)
+            parts += [",".join(sorted(view.entities)), str(view.ttl)]
         except Exception:  # on-demand views live in their own namespace
             view = store.get_on_demand_feature_view(projection.name)
-        digest.update(view.to_proto().spec.SerializeToString(deterministic=True))
-    return digest.hexdigest()[:16]
+            parts.append(view.feature_transformation.udf_string or "")
+        parts += sorted(f"{f.name}={f.dtype}" for f in view.features)
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]

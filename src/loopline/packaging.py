@@ -8,19 +8,69 @@ from typing import Any
 from loopline.settings import Paths
 
 MODEL_FILE = "model.joblib"
+HOLDOUT_FILE = "holdout.parquet"
 SERVICE = "bentos.service:ChurnService"
 
 
-def save_model(name: str, model: Any, metrics: dict[str, float], lineage: dict[str, Any]) -> str:
-    """Put the pipeline in the BentoML model store with its metrics and lineage; return its tag."""
-    import bentoml
-    import joblib
+def save_model(
+    name: str,
+    model_file: Path,
+    holdout_file: Path,
+    metrics: dict[str, float],
+    lineage: dict[str, Any],
+) -> tuple[str, str]:
+    """Put the pipeline (and the holdout it was judged on) in the BentoML model store.
 
+    Returns the tag and the model file's sha256, which the registry keeps so a promotion
+    can refuse a model whose stored file has changed since it was trained.
+    """
+    import shutil
+
+    import bentoml
+
+    digest = file_sha256(model_file)
     labels = {"feature_service": str(lineage["feature_service"]), "estimator": lineage["estimator"]}
-    metadata = {"metrics": metrics, **{k: v for k, v in lineage.items() if v is not None}}
+    metadata = _without_nulls({"metrics": metrics, "model_sha256": digest, **lineage})
     with bentoml.models.create(name, metadata=metadata, labels=labels) as stored:
-        joblib.dump(model, stored.path_of(MODEL_FILE))
-    return str(stored.tag)
+        shutil.copyfile(model_file, stored.path_of(MODEL_FILE))
+        # Gates compare a champion with a candidate on the candidate's own holdout.
+        shutil.copyfile(holdout_file, stored.path_of(HOLDOUT_FILE))
+    return str(stored.tag), digest
+
+
+def _without_nulls(value: Any) -> Any:
+    # BentoML metadata refuses None at any depth; an absent key says the same thing.
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value if v is not None]
+    return value
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def stored_files(tag: str) -> tuple[Path, Path]:
+    """The model and holdout files of a stored model; a clear error when they are gone."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        stored = bentoml.models.get(tag)
+    except NotFound as exc:
+        raise FileNotFoundError(f"model {tag} is not in the BentoML model store") from exc
+    model, holdout = Path(stored.path_of(MODEL_FILE)), Path(stored.path_of(HOLDOUT_FILE))
+    for file in (model, holdout):
+        if not file.is_file():
+            raise FileNotFoundError(f"model {tag} is missing its file {file.name}")
+    return model, holdout
 
 
 def load_model(tag: str) -> tuple[Any, dict[str, Any]]:

@@ -67,7 +67,7 @@ def validate_step(params: Params, paths: Paths) -> dict[str, Any]:
     return summary
 
 
-def features_step(params: Params, paths: Paths) -> dict[str, Any]:
+def features_step(params: Params, paths: Paths, *, online: bool = True) -> dict[str, Any]:
     """Write Feast sources and labels, apply the definitions, load the online store."""
     from loopline import features
 
@@ -77,8 +77,9 @@ def features_step(params: Params, paths: Paths) -> dict[str, Any]:
     paths.labels.parent.mkdir(parents=True, exist_ok=True)
     labels.to_parquet(paths.labels, index=False)
     applied = features.apply(paths)
-    start = frame[params.dataset.timestamp].min().to_pydatetime() - timedelta(seconds=1)
-    features.materialize(paths, start, datetime.now(UTC))
+    if online:
+        start = frame[params.dataset.timestamp].min().to_pydatetime() - timedelta(seconds=1)
+        features.materialize(paths, start, datetime.now(UTC))
     return {"sources": written, "labels": len(labels), "applied": applied}
 
 
@@ -166,11 +167,14 @@ def lineage_record(params: Params, paths: Paths, flow_run_id: str | None) -> dic
     return {
         "data_hash": versioning.tracked_hash(paths.raw_batch),
         "data_path": str(paths.raw_batch.relative_to(paths.project)),
+        "data_git_rev": versioning.pointer_revision(paths, paths.raw_batch),
         "feature_service": params.features.service,
         "feature_definition_hash": features.definition_hash(paths, params.features.service),
         "estimator": candidates["estimator"],
         "params": candidates["params"],
         "training": params.training.model_dump(),
+        # The whole configuration, so `loopline reproduce` can train the same way again.
+        "params_snapshot": params.model_dump(mode="json"),
         "code_commit": code_commit(paths),
         "flow_run_id": flow_run_id,
         "created_at": datetime.now(UTC).isoformat(),
@@ -179,15 +183,38 @@ def lineage_record(params: Params, paths: Paths, flow_run_id: str | None) -> dic
 
 def package_step(params: Params, paths: Paths, flow_run_id: str | None = None) -> dict[str, Any]:
     """Save the selected model to the BentoML store with its lineage, and build a Bento."""
-    import joblib
-
     from loopline import packaging
+    from loopline.registry import Registry
 
-    model = joblib.load(paths.artifacts / "model.joblib")
     metrics = json.loads((paths.artifacts / "metrics.json").read_text())
     lineage = lineage_record(params, paths, flow_run_id)
-    tag = packaging.save_model(params.serving.model_name, model, metrics["holdout"], lineage)
+    tag, digest = packaging.save_model(
+        params.serving.model_name,
+        paths.artifacts / "model.joblib",
+        paths.artifacts / "holdout.parquet",
+        metrics["holdout"],
+        lineage,
+    )
     bento = packaging.build_bento(paths, tag)
+    lineage |= {"bento": bento, "model_sha256": digest}
+    registry = Registry(paths.registry_url)
+    registry.upgrade()
+    registry.register(
+        params.serving.model_name,
+        tag,
+        metrics=metrics["holdout"],
+        lineage=lineage,
+        actor=actor(),
+        reason=f"trained by flow run {flow_run_id}" if flow_run_id else "trained",
+    )
     result = {"model": tag, "bento": bento, "lineage": lineage, "metrics": metrics["holdout"]}
     _write_json(paths.artifacts / "package.json", result)
     return result
+
+
+def actor() -> str:
+    """Who is acting: LOOPLINE_ACTOR when set (the dashboard, automations), else the OS user."""
+    import getpass
+    import os
+
+    return os.environ.get("LOOPLINE_ACTOR") or getpass.getuser()

@@ -61,6 +61,20 @@ def tracked_hash(target: Path) -> str:
     return str(outs[0]["md5"])
 
 
+def pointer_revision(paths: Paths, target: Path) -> str | None:
+    """The git commit that last changed the file's ``.dvc`` pointer, when it is committed."""
+    import subprocess
+
+    meta = target.with_name(target.name + ".dvc")
+    result = subprocess.run(
+        ["git", "log", "-1", "--format=%H", "--", str(meta)],
+        cwd=paths.project,
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout.strip() or None
+
+
 def restore(paths: Paths, target: Path, data_hash: str) -> Path:
     """Bring back the file content of an earlier data version from the cache or remote."""
     from dvc.repo import Repo

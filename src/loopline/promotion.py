@@ -1,0 +1,145 @@
+"""The one path that changes what serves: promote, approve, roll back.
+
+The CLI, the Prefect flows and the dashboard all call these functions. A refused
+promotion changes nothing; an accepted one is recorded in the registry with its gate
+results and announced as a Prefect event so automations can react.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from loopline.config import Params
+from loopline.settings import Paths
+
+if TYPE_CHECKING:
+    from loopline.gates import GateReport
+    from loopline.registry import Registry, VersionRecord
+
+log = logging.getLogger(__name__)
+
+PROMOTED = "loopline.model.promoted"
+APPROVAL_REQUESTED = "loopline.model.approval_requested"
+ROLLED_BACK = "loopline.model.rolled_back"
+STAGED = "loopline.model.staged"
+
+
+class PromotionError(ValueError):
+    """A promotion that cannot happen; the message says why. Nothing was changed."""
+
+
+class PromotionRefused(PromotionError):
+    """The candidate failed one or more gates; every failing check is listed."""
+
+    def __init__(self, version: str, report: GateReport) -> None:
+        self.report = report
+        super().__init__(f"promotion of {version} refused:\n{report.describe()}")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a promotion did: the version as it now stands, and the gates behind it."""
+
+    version: VersionRecord
+    gates: list[dict[str, Any]]
+    waiting_for: str | None
+
+
+def open_registry(paths: Paths) -> Registry:
+    from loopline.registry import Registry
+
+    registry = Registry(paths.registry_url)
+    registry.upgrade()
+    return registry
+
+
+def verified_model(record: VersionRecord) -> tuple[Any, Any]:
+    """Load a version's pipeline and holdout, refusing files that changed since training."""
+    import joblib
+    import pandas as pd
+
+    from loopline import packaging
+
+    try:
+        model_file, holdout_file = packaging.stored_files(record.version)
+    except FileNotFoundError as exc:
+        raise PromotionError(str(exc)) from exc
+    expected = record.lineage.get("model_sha256")
+    actual = packaging.file_sha256(model_file)
+    if expected != actual:
+        raise PromotionError(
+            f"model {record.version}: stored file hash {actual[:12]} does not match the "
+            f"hash recorded at training ({str(expected)[:12]}); refusing to serve it"
+        )
+    return joblib.load(model_file), pd.read_parquet(holdout_file)
+
+
+def check_gates(params: Params, registry: Registry, record: VersionRecord) -> GateReport:
+    """Every gate of the policy, for this version against the current champion."""
+    from loopline.gates import evaluate_gates
+
+    candidate, holdout = verified_model(record)
+    champion_record = registry.production(record.model_name)
+    champion = None
+    if champion_record is not None and champion_record.version != record.version:
+        champion, _ = verified_model(champion_record)
+    return evaluate_gates(
+        candidate,
+        holdout,
+        params.promotion,
+        params.dataset,
+        champion=champion,
+        threshold=params.serving.threshold,
+    )
+
+
+def promote(params: Params, paths: Paths, version: str, *, actor: str, reason: str) -> Outcome:
+    """Gate a version and move it towards production (or into staging to wait for approval)."""
+    registry = open_registry(paths)
+    record = registry.get(version)
+    if record.stage == "production":
+        raise PromotionError(f"{version} is already in production")
+    report = check_gates(params, registry, record)
+    if not report.passed:
+        raise PromotionRefused(version, report)
+    approver = params.promotion.approver if params.promotion.approval == "manual" else None
+    moved = registry.request_promotion(
+        version, actor=actor, reason=reason, gate_results=report.as_json(), approver=approver
+    )
+    event = APPROVAL_REQUESTED if moved.stage != "production" else PROMOTED
+    announce(event, moved, actor=actor, reason=reason)
+    return Outcome(moved, report.as_json(), moved.pending_approver)
+
+
+def approve(paths: Paths, version: str, *, actor: str, reason: str) -> VersionRecord:
+    """The named approver lets a gated version waiting in staging go to production."""
+    moved = open_registry(paths).approve(version, actor=actor, reason=reason)
+    announce(PROMOTED, moved, actor=actor, reason=reason)
+    return moved
+
+
+def rollback(paths: Paths, model_name: str, *, actor: str, reason: str) -> VersionRecord:
+    """Return production to the version that held it before, in one step."""
+    restored = open_registry(paths).rollback(model_name, actor=actor, reason=reason)
+    announce(ROLLED_BACK, restored, actor=actor, reason=reason)
+    return restored
+
+
+def announce(event: str, record: VersionRecord, *, actor: str, reason: str) -> None:
+    """Emit a Prefect event for a stage change; never fail the change if Prefect is away."""
+    try:
+        from prefect.events import emit_event
+
+        emit_event(
+            event=event,
+            resource={
+                "prefect.resource.id": f"loopline.model.{record.model_name}",
+                "loopline.version": record.version,
+                "loopline.stage": record.stage,
+            },
+            payload={"actor": actor, "reason": reason, "metrics": record.metrics},
+        )
+    except Exception as exc:  # the registry already holds the truth; the event is a courtesy
+        log.warning("could not emit %s for %s: %s", event, record.version, exc)
