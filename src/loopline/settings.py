@@ -117,6 +117,11 @@ class Paths:
         return self.state / "logs"
 
     @property
+    def serving_log(self) -> Path:
+        """Prediction and feedback logs (Parquet partitions) written by the service."""
+        return self.state / "serving-log"
+
+    @property
     def registry_url(self) -> str:
         return os.environ.get("LOOPLINE_REGISTRY_URL") or f"sqlite:///{self.state / 'registry.db'}"
 

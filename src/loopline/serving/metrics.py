@@ -1,0 +1,41 @@
+"""Prometheus metrics by model version and arm, beside BentoML's own on ``/metrics``.
+
+prometheus_client is imported inside the constructor: BentoML workers set the
+multiprocess directory after the service module is imported (BentoML's own advice).
+"""
+
+from __future__ import annotations
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
+
+
+class ServingMetrics:
+    """Request counts, latency, score distribution and errors, labelled by version and arm."""
+
+    def __init__(self) -> None:
+        import prometheus_client as prom
+
+        labels = ["model_version", "arm"]
+        self.predictions = prom.Counter("loopline_predictions", "Predictions served", labels)
+        self.latency = prom.Histogram(
+            "loopline_prediction_latency_seconds",
+            "Time from request to answer, per prediction",
+            labels,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.score = prom.Histogram(
+            "loopline_prediction_score",
+            "Predicted churn probability",
+            labels,
+            buckets=SCORE_BUCKETS,
+        )
+        self.errors = prom.Counter("loopline_errors", "Requests refused, by reason", ["reason"])
+
+    def observe(self, version: str, arm: str, score: float, seconds: float) -> None:
+        self.predictions.labels(version, arm).inc()
+        self.latency.labels(version, arm).observe(seconds)
+        self.score.labels(version, arm).observe(score)
+
+    def error(self, reason: str) -> None:
+        self.errors.labels(reason).inc()
