@@ -8,8 +8,9 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.common import project
+from flows.common import flow_run_id, project
 from loopline import steps
+from loopline.openlineage import file_dataset, lineage_run
 
 
 @task(retries=2, retry_delay_seconds=2)
@@ -28,8 +29,17 @@ def prepare(root: str | None) -> dict[str, Any]:
 @flow(name="ingest")
 def ingest(source: str | None = None, root: str | None = None) -> dict[str, Any]:
     """Accept ``source`` (default: ``dataset.source`` in params.yaml) as the new data version."""
-    version = accept(root, source)
-    quality = prepare(root)
+    params, paths = project(root)
+    batch = Path(source).absolute() if source else paths.project / params.dataset.source
+    with lineage_run(
+        paths,
+        "ingest",
+        inputs=[file_dataset(paths, batch)],
+        outputs=[file_dataset(paths, paths.raw_batch)],
+        run_id=flow_run_id(),
+    ):
+        version = accept(root, source)
+        quality = prepare(root)
     create_markdown_artifact(
         key="data-version",
         markdown=(

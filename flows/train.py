@@ -7,8 +7,9 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.common import project
+from flows.common import flow_run_id, project
 from loopline import steps
+from loopline.openlineage import feature_sources, file_dataset, lineage_run
 from loopline.training.card import model_card
 
 
@@ -33,9 +34,14 @@ def evaluate(root: str | None) -> dict[str, Any]:
 @flow(name="train")
 def train(root: str | None = None) -> dict[str, Any]:
     """Fit every candidate, keep the best by ``training.metric``, and publish the model card."""
-    build_features(root)
-    candidates = fit(root)
-    evaluation = evaluate(root)
+    _, paths = project(root)
+    # The accepted batch carries the data version (its DVC hash) the model is trained on.
+    inputs = [file_dataset(paths, p) for p in (paths.raw_batch, paths.labels)]
+    model = file_dataset(paths, paths.artifacts / "model.joblib")
+    with lineage_run(paths, "train", [*inputs, *feature_sources(paths)], [model], flow_run_id()):
+        build_features(root)
+        candidates = fit(root)
+        evaluation = evaluate(root)
     create_table_artifact(
         key="candidates", table=candidates["candidates"], description="Every candidate's holdout"
     )
