@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from loopline import cli_models
+from loopline.cli_keys import keys_app
 from loopline.cli_lineage import lineage
 from loopline.settings import Paths, activate
 
@@ -26,6 +27,7 @@ app.add_typer(cli_models.models_app, name="models")
 app.add_typer(cli_models.registry_app, name="registry")
 app.command("served-at")(cli_models.served_at)
 app.command()(lineage)
+app.add_typer(keys_app, name="keys")
 
 STAGES = ("ingest", "validate", "features", "train", "evaluate", "package")
 
