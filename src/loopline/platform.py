@@ -122,15 +122,42 @@ def has_model(params: Params) -> bool:
 
 
 def bootstrap(params: Params, paths: Paths) -> dict[str, Any]:
-    """First run: the built-in dataset if there is no data yet, then the loop once."""
+    """First run: the built-in dataset if there is no data yet, the loop once, a champion."""
     from flows.lifecycle import lifecycle
-    from loopline import steps
+    from loopline import promotion, steps
 
     source = paths.project / params.dataset.source
     if not source.exists():
         typer.echo(f"generating the built-in dataset at {source}")
         steps.generate_step(params, paths)
-    return lifecycle()
+    result = lifecycle()
+    outcome = promotion.promote(
+        params, paths, result["package"]["model"], actor="bootstrap", reason="first model"
+    )
+    result["promotion"] = {"stage": outcome.version.stage, "gates": outcome.gates}
+    return result
+
+
+def dev_keys(paths: Paths) -> dict[str, str]:
+    """A client and an admin key for this machine, made once and kept in the state folder.
+
+    The service needs a key for every call; a local user should not have to make one
+    before the first curl. Shared deployments create their own with ``loopline keys``.
+    """
+    from loopline.serving import auth
+
+    saved = paths.state / "auth" / "dev-keys.json"
+    if saved.exists():
+        return dict(json.loads(saved.read_text()))
+    store = auth.key_store(paths)
+    keys = {
+        "client": store.create("local-client", "client"),
+        "admin": store.create("local-admin", "admin"),
+    }
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.touch(mode=0o600)
+    saved.write_text(json.dumps(keys))
+    return keys
 
 
 def sample_customer(params: Params, paths: Paths) -> int:
@@ -141,9 +168,12 @@ def sample_customer(params: Params, paths: Paths) -> int:
     return int(frame[params.dataset.entity].iloc[0])
 
 
-def curl_example(url: str, entity: str, customer: int) -> str:
+def curl_example(url: str, entity: str, customer: int, key: str) -> str:
     body = json.dumps({entity: customer})
-    return f"curl -s -X POST {url}/predict -H 'Content-Type: application/json' -d '{body}'"
+    return (
+        f"curl -s -X POST {url}/predict -H 'Content-Type: application/json' "
+        f"-H 'Authorization: Bearer {key}' -d '{body}'"
+    )
 
 
 def up(params: Params, paths: Paths, *, bootstrap_if_needed: bool = True) -> None:
@@ -173,12 +203,16 @@ def up(params: Params, paths: Paths, *, bootstrap_if_needed: bool = True) -> Non
             services.append(serving)
         wait_ready(serving, "/readyz")
         customer = sample_customer(params, paths)
+        keys = dev_keys(paths)
         typer.echo(
             f"\nLoopline is up (ready in {time.monotonic() - started:.0f} s).\n"
             f"  Prefect UI   {api.removesuffix('/api')}\n"
             f"  Serving      {serving.url}  (docs at /docs, metrics at /metrics)\n"
             f"  State        {paths.state}\n\n"
-            f"Try:\n  {curl_example(serving.url, params.dataset.entity, customer)}\n\n"
+            "Try:\n  "
+            + curl_example(serving.url, params.dataset.entity, customer, keys["client"])
+            + "\n\n"
+            f"Keys for this machine (client and admin): {paths.state / 'auth' / 'dev-keys.json'}\n"
             "Ctrl-C stops everything this command started."
         )
         while not stop.is_set():
@@ -205,7 +239,7 @@ def _stop_on_sigterm() -> Any:
 def demo(params: Params, paths: Paths) -> dict[str, Any]:
     """The loop once, a prediction over HTTP, and a summary; returns what it printed."""
     from flows.lifecycle import lifecycle
-    from loopline import steps
+    from loopline import promotion, steps
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -215,12 +249,20 @@ def demo(params: Params, paths: Paths) -> dict[str, Any]:
     timings["generate"] = time.perf_counter() - started
     result = lifecycle()
     timings["lifecycle"] = time.perf_counter() - started - timings["generate"]
-    serving = start_serving(paths, free_port(), model_tag=result["package"]["model"])
+    outcome = promotion.promote(
+        params, paths, result["package"]["model"], actor="demo", reason="demo run"
+    )
+    timings["promote"] = time.perf_counter() - started - timings["generate"] - timings["lifecycle"]
+    keys = dev_keys(paths)
+    serving = start_serving(paths, free_port())
     with running(serving):
         timings["serving_ready"] = wait_ready(serving, "/readyz")
         customer = sample_customer(params, paths)
         response = httpx.post(
-            serving.url + "/predict", json={params.dataset.entity: customer}, timeout=30
+            serving.url + "/predict",
+            json={params.dataset.entity: customer},
+            headers={"Authorization": f"Bearer {keys['client']}"},
+            timeout=30,
         )
         response.raise_for_status()
     prediction = response.json()["predictions"][0]
@@ -241,6 +283,8 @@ def demo(params: Params, paths: Paths) -> dict[str, Any]:
         f"  holdout        "
         + ", ".join(f"{k} {v:.3f}" for k, v in summary["metrics"].items())
         + f"\n  bento          {summary['bento']}\n"
+        f"  registry       {outcome.version.stage}, "
+        f"{sum(1 for g in outcome.gates if g['passed'] and not g.get('skipped'))} gates passed\n"
         f"  served         customer {customer}: probability {prediction['probability']:.3f}, "
         f"label {prediction['label']}, request {prediction['request_id']}\n"
     )

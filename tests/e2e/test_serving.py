@@ -13,7 +13,12 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def server(built: dict[str, Any], paths: Any) -> Iterator[str]:
+def keys(paths: Any) -> dict[str, str]:
+    return platform.dev_keys(paths)
+
+
+@pytest.fixture(scope="module")
+def server(built: dict[str, Any], paths: Any, keys: dict[str, str]) -> Iterator[str]:
     service = platform.start_serving(paths, platform.free_port(), built["package"]["model"])
     with platform.running(service):
         platform.wait_ready(service, "/readyz")
@@ -21,12 +26,19 @@ def server(built: dict[str, Any], paths: Any) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def client(server: str, keys: dict[str, str]) -> Iterator[httpx.Client]:
+    headers = {"Authorization": f"Bearer {keys['client']}"}
+    with httpx.Client(base_url=server, headers=headers, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
 def customers(paths: Any) -> list[int]:
     return sorted(pd.read_parquet(paths.ingested)["customer_id"].unique().tolist())[:5]
 
 
-def test_single_prediction(server: str, customers: list[int], built: dict[str, Any]) -> None:
-    response = httpx.post(f"{server}/predict", json={"customer_id": customers[0]})
+def test_single_prediction(client: httpx.Client, customers: list[int], built: dict[str, Any]) -> None:
+    response = client.post("/predict", json={"customer_id": customers[0]})
     assert response.status_code == 200, response.text
     body = response.json()
     (prediction,) = body["predictions"]
@@ -34,11 +46,12 @@ def test_single_prediction(server: str, customers: list[int], built: dict[str, A
     assert 0.0 <= prediction["probability"] <= 1.0
     assert prediction["label"] in (0, 1)
     assert prediction["model_version"] == built["package"]["model"]
+    assert prediction["arm"] == "champion"
     assert len(prediction["request_id"]) == 32
 
 
-def test_batch_prediction(server: str, customers: list[int]) -> None:
-    response = httpx.post(f"{server}/predict", json={"customer_ids": customers})
+def test_batch_prediction(client: httpx.Client, customers: list[int]) -> None:
+    response = client.post("/predict", json={"customer_ids": customers})
     assert response.status_code == 200, response.text
     predictions = response.json()["predictions"]
     assert [p["customer_id"] for p in predictions] == customers
@@ -46,7 +59,7 @@ def test_batch_prediction(server: str, customers: list[int]) -> None:
 
 
 def test_same_answer_as_the_model_in_process(
-    server: str, customers: list[int], built: dict[str, Any], paths: Any, params: Any
+    client: httpx.Client, customers: list[int], built: dict[str, Any], paths: Any, params: Any
 ) -> None:
     from loopline import features, packaging
 
@@ -55,12 +68,12 @@ def test_same_answer_as_the_model_in_process(
         features.feature_store(paths), params.features.service, "customer_id", customers[:1]
     )
     expected = model.predict_proba(pd.DataFrame(values)[list(model.feature_names_in_)])[0, 1]
-    served = httpx.post(f"{server}/predict", json={"customer_id": customers[0]}).json()
+    served = client.post("/predict", json={"customer_id": customers[0]}).json()
     assert served["predictions"][0]["probability"] == pytest.approx(expected, abs=1e-6)
 
 
-def test_unknown_customer_is_a_404_naming_it(server: str, customers: list[int]) -> None:
-    response = httpx.post(f"{server}/predict", json={"customer_ids": [customers[0], 987654321]})
+def test_unknown_customer_is_a_404_naming_it(client: httpx.Client, customers: list[int]) -> None:
+    response = client.post("/predict", json={"customer_ids": [customers[0], 987654321]})
     assert response.status_code == 404
     assert "987654321" in response.text
 
@@ -75,29 +88,60 @@ def test_unknown_customer_is_a_404_naming_it(server: str, customers: list[int]) 
         {"customer_ids": list(range(1001))},
     ],
 )
-def test_malformed_body_is_a_400_with_field_errors(server: str, body: dict[str, Any]) -> None:
-    response = httpx.post(f"{server}/predict", json=body)
+def test_malformed_body_is_a_400_with_field_errors(client: httpx.Client, body: dict[str, Any]) -> None:
+    response = client.post("/predict", json=body)
     assert response.status_code == 400, response.text
     assert "customer_id" in response.text
 
 
 @pytest.mark.parametrize("body", [{}, {"customer_id": 1, "customer_ids": [1]}])
-def test_exactly_one_of_the_two_fields(server: str, body: dict[str, Any]) -> None:
-    response = httpx.post(f"{server}/predict", json=body)
+def test_exactly_one_of_the_two_fields(client: httpx.Client, body: dict[str, Any]) -> None:
+    response = client.post("/predict", json=body)
     assert response.status_code == 400
     assert "exactly one" in response.text
 
 
-def test_not_json_is_a_client_error(server: str) -> None:
-    response = httpx.post(
-        f"{server}/predict", content=b"{not json", headers={"content-type": "application/json"}
+def test_not_json_is_a_client_error(client: httpx.Client) -> None:
+    response = client.post(
+        "/predict", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert 400 <= response.status_code < 500
 
 
-def test_health_and_metrics(server: str) -> None:
+def test_health_and_metrics(server: str, client: httpx.Client, customers: list[int]) -> None:
     assert httpx.get(f"{server}/readyz").status_code == 200
     assert httpx.get(f"{server}/livez").status_code == 200
+    client.post("/predict", json={"customer_id": customers[0]})
     metrics = httpx.get(f"{server}/metrics")
     assert metrics.status_code == 200
-    assert "bentoml_service_request_total" in metrics.text or "request" in metrics.text
+    assert "loopline_predictions_total" in metrics.text
+    assert 'arm="champion"' in metrics.text
+    assert "loopline_prediction_latency_seconds_bucket" in metrics.text
+
+
+def test_missing_or_wrong_key_is_401(server: str, customers: list[int]) -> None:
+    missing = httpx.post(f"{server}/predict", json={"customer_id": customers[0]})
+    assert missing.status_code == 401
+    assert "API key" in missing.text
+    wrong = httpx.post(
+        f"{server}/predict",
+        json={"customer_id": customers[0]},
+        headers={"Authorization": "Bearer ll_client_not-a-real-key"},
+    )
+    assert wrong.status_code == 401
+
+
+def test_client_key_cannot_change_traffic(client: httpx.Client) -> None:
+    response = client.post("/admin/traffic", json={"policy": "canary", "reason": "try it"})
+    assert response.status_code == 403
+    assert "admin" in response.text
+
+
+def test_feedback_by_request_id(client: httpx.Client, customers: list[int]) -> None:
+    answer = client.post("/predict", json={"customer_id": customers[0]}).json()
+    response = client.post("/feedback", json={"request_id": answer["request_id"], "label": 1})
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 1
+    bad = client.post("/feedback", json={"label": 1})
+    assert bad.status_code == 400
+    assert client.post("/feedback", json={"request_id": "x", "label": 3}).status_code == 400
