@@ -34,7 +34,7 @@ def evaluate(root: str | None) -> dict[str, Any]:
 @flow(name="train")
 def train(root: str | None = None) -> dict[str, Any]:
     """Fit every candidate, keep the best by ``training.metric``, and publish the model card."""
-    _, paths = project(root)
+    params, paths = project(root)
     # The accepted batch carries the data version (its DVC hash) the model is trained on.
     inputs = [file_dataset(paths, p) for p in (paths.raw_batch, paths.labels)]
     model = file_dataset(paths, paths.artifacts / "model.joblib")
@@ -42,6 +42,7 @@ def train(root: str | None = None) -> dict[str, Any]:
         build_features(root)
         candidates = fit(root)
         evaluation = evaluate(root)
+    steps.record_run(params, paths, candidates, evaluation, flow_run_id())
     create_table_artifact(
         key="candidates", table=candidates["candidates"], description="Every candidate's holdout"
     )

@@ -113,6 +113,38 @@ def train_step(params: Params, paths: Paths) -> dict[str, Any]:
     return summary
 
 
+def record_run(
+    params: Params,
+    paths: Paths,
+    candidates: dict[str, Any],
+    evaluation: dict[str, Any],
+    flow_run_id: str | None,
+) -> str:
+    """Keep the training run (every candidate's scores) for comparison on the dashboard."""
+    import uuid
+
+    from loopline.data import versioning
+    from loopline.tracking import Store
+
+    run_id = flow_run_id or uuid.uuid4().hex
+    store = Store(paths.registry_url).migrate()
+    store.record_run(
+        run_id=run_id,
+        started_at=datetime.now(UTC),
+        model_name=params.serving.model_name,
+        data_hash=versioning.tracked_hash(paths.raw_batch),
+        feature_service=params.features.service,
+        selected=candidates["selected"],
+        metric=candidates["metric"],
+        params={"estimator": candidates["estimator"], **candidates["params"]},
+        metrics=evaluation["holdout"],
+        candidates=candidates["candidates"],
+        flow_run_id=flow_run_id,
+    )
+    store.close()
+    return run_id
+
+
 def evaluate_step(params: Params, paths: Paths) -> dict[str, Any]:
     """Holdout metrics of the selected model beside the naive baseline (DVC metrics)."""
     import joblib

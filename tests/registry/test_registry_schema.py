@@ -22,6 +22,8 @@ TABLES = {
     "registry_policies",
     "registry_approvals",
     "registry_history",
+    "tracking_runs",
+    "monitoring_windows",
     VERSION_TABLE,
 }
 

@@ -138,3 +138,45 @@ class HistoryRow(Base):
     details: Mapped[dict[str, Any]]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class RunRow(Base):
+    """One training run: what it was given and what every candidate scored."""
+
+    __tablename__ = "tracking_runs"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    model_name: Mapped[str] = mapped_column(String(255), index=True)
+    data_hash: Mapped[str] = mapped_column(String(64), index=True)
+    feature_service: Mapped[str] = mapped_column(String(255))
+    selected: Mapped[str] = mapped_column(String(255))
+    metric: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]]
+    metrics: Mapped[dict[str, Any]]
+    candidates: Mapped[list[Any]]
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class DriftWindowRow(Base):
+    """One monitored window of the prediction log, compared with the serving model's reference."""
+
+    __tablename__ = "monitoring_windows"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    computed_at: Mapped[datetime] = mapped_column(index=True)
+    model_name: Mapped[str] = mapped_column(String(255), index=True)
+    model_version: Mapped[str] = mapped_column(String(255), index=True)
+    window_start: Mapped[datetime] = mapped_column(index=True)
+    window_end: Mapped[datetime]
+    rows: Mapped[int] = mapped_column(Integer)
+    drift_share: Mapped[float] = mapped_column(Float)
+    drifted_features: Mapped[int] = mapped_column(Integer)
+    feature_scores: Mapped[dict[str, Any]]
+    prediction_drift: Mapped[float | None] = mapped_column(Float)
+    n_labels: Mapped[int] = mapped_column(Integer)
+    accuracy: Mapped[float | None] = mapped_column(Float)
+    roc_auc: Mapped[float | None] = mapped_column(Float)
+    report_html: Mapped[str | None] = mapped_column(Text)
+    report_json: Mapped[str | None] = mapped_column(Text)
+    events: Mapped[list[Any]]

@@ -1,0 +1,68 @@
+"""Training runs and monitoring windows: rows the dashboard reads, beside the registry.
+
+They live in the registry's database (SQLite by default, PostgreSQL by URL), created by
+the same Alembic migrations, so one URL moves everything to shared infrastructure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from loopline.registry import Registry
+from loopline.registry.schema import DriftWindowRow, RunRow
+
+
+@dataclass
+class Store:
+    """Writes and reads runs and windows through the registry's engine (migrated on open)."""
+
+    url: str
+
+    def __post_init__(self) -> None:
+        self._registry = Registry(self.url)
+
+    def _session(self) -> Session:
+        return Session(self._registry.engine, expire_on_commit=False)
+
+    def migrate(self) -> Store:
+        self._registry.upgrade()
+        return self
+
+    def record_run(self, **fields: Any) -> None:
+        with self._session() as session, session.begin():
+            session.merge(RunRow(**fields))
+
+    def runs(self, limit: int | None = None) -> list[dict[str, Any]]:
+        query = select(RunRow).order_by(RunRow.started_at.desc()).limit(limit)
+        with self._session() as session:
+            return [_row(r) for r in session.scalars(query)]
+
+    def record_window(self, **fields: Any) -> int:
+        with self._session() as session, session.begin():
+            row = DriftWindowRow(**fields)
+            session.add(row)
+            session.flush()
+            return int(row.id)
+
+    def windows(
+        self, model_name: str | None = None, since: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        query = select(DriftWindowRow).order_by(DriftWindowRow.window_start)
+        if model_name:
+            query = query.where(DriftWindowRow.model_name == model_name)
+        if since:
+            query = query.where(DriftWindowRow.window_start >= since)
+        with self._session() as session:
+            return [_row(r) for r in session.scalars(query)]
+
+    def close(self) -> None:
+        self._registry.close()
+
+
+def _row(row: Any) -> dict[str, Any]:
+    return {c.key: getattr(row, c.key) for c in row.__table__.columns}
