@@ -127,6 +127,39 @@ def rollback(paths: Paths, model_name: str, *, actor: str, reason: str) -> Versi
     return restored
 
 
+def set_traffic(
+    params: Params,
+    paths: Paths,
+    *,
+    policy: str,
+    challenger: str | None,
+    share: float,
+    actor: str,
+    reason: str,
+) -> dict[str, Any]:
+    """Name the challenger (it goes to staging first) and the policy, as recorded actions."""
+    registry = open_registry(paths)
+    name = params.serving.model_name
+    if challenger is not None:
+        record = registry.get(challenger)
+        if record.stage == "candidate":
+            verified_model(record)  # refuse a challenger whose files changed or vanished
+            registry.transition(challenger, "staging", actor=actor, reason=reason)
+        registry.set_challenger(name, challenger, actor=actor, reason=reason)
+    elif policy == "single":
+        registry.set_challenger(name, None, actor=actor, reason=reason)
+    current = registry.policy(name)
+    if (current.kind, current.challenger_share) != (policy, share):
+        registry.set_policy(name, policy, share, actor=actor, reason=reason)
+    after = registry.policy(name)
+    live = registry.challenger(name)
+    return {
+        "policy": after.kind,
+        "challenger_share": after.challenger_share,
+        "challenger": live.version if live else None,
+    }
+
+
 def announce(event: str, record: VersionRecord, *, actor: str, reason: str) -> None:
     """Emit a Prefect event for a stage change; never fail the change if Prefect is away."""
     try:

@@ -1,0 +1,69 @@
+"""Batch scoring with the production model and the same online feature service as serving."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from loopline.config import Params
+from loopline.settings import Paths
+
+
+def read_ids(source: Path, entity: str) -> list[int]:
+    """Entity ids from a csv or parquet file with an ``entity`` column; clear errors otherwise."""
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: not found")
+    frame = pd.read_csv(source) if source.suffix == ".csv" else pd.read_parquet(source)
+    if entity not in frame.columns:
+        raise ValueError(f"{source}: no {entity!r} column (columns: {list(frame.columns)})")
+    ids = pd.to_numeric(frame[entity], errors="coerce")
+    if ids.isna().any():
+        rows = ids.index[ids.isna()].tolist()[:5]
+        raise ValueError(f"{source}: column {entity!r} has non-integer ids at rows {rows}")
+    return [int(i) for i in ids]
+
+
+def score_file(
+    params: Params, paths: Paths, source: str, target: str | None = None
+) -> dict[str, Any]:
+    """Write ``<source>.scored.parquet`` (or ``target``) with score, label and model version."""
+    import joblib
+
+    from loopline import features, packaging
+    from loopline.promotion import open_registry
+
+    entity = params.dataset.entity
+    ids = read_ids(Path(source), entity)
+    champion = open_registry(paths).production(params.serving.model_name)
+    if champion is None:
+        raise LookupError("no model in production yet: promote one first")
+    model = joblib.load(packaging.stored_files(champion.version)[0])
+    store = features.feature_store(paths)
+    values = pd.DataFrame(features.online_features(store, params.features.service, entity, ids))
+    stored = {f.name for view in store.list_feature_views() for f in view.features}
+    known = values[[c for c in model.feature_names_in_ if c in stored]].notna().any(axis=1)
+    scores = pd.Series(float("nan"), index=values.index)
+    if known.any():
+        inputs = values.loc[known, list(model.feature_names_in_)]
+        scores[known] = model.predict_proba(inputs)[:, 1]
+    out = pd.DataFrame(
+        {
+            entity: ids,
+            "score": scores,
+            "label": (scores >= params.serving.threshold).astype("Int64").where(known),
+            "model_version": champion.version,
+            "known": known,
+            "scored_at": datetime.now(UTC),
+        }
+    )
+    destination = Path(target) if target else Path(source).with_suffix(".scored.parquet")
+    out.to_parquet(destination, index=False)
+    return {
+        "rows": len(out),
+        "unknown": int((~known).sum()),
+        "model_version": champion.version,
+        "output": str(destination),
+    }
