@@ -104,6 +104,22 @@ class PromotionParams(_Strict):
         return self
 
 
+class MonitoringParams(_Strict):
+    interval_minutes: float = Field(default=10, gt=0)
+    window_minutes: float = Field(default=60, gt=0)
+    drift_share_threshold: float = Field(default=0.3, gt=0, le=1)
+    min_window_rows: int = Field(default=500, ge=1)
+    accuracy_drop: float = Field(default=0.05, ge=0, le=1)
+    min_labels: int = Field(default=200, ge=1)
+    cooldown_hours: float = Field(default=6, ge=0)
+    retrain_cron: str = "0 2 * * *"
+    retrain_on_new_data: bool = False
+    rollout: Literal["canary", "shadow"] = "canary"
+    canary_share: float = Field(default=0.2, gt=0, le=1)
+    canary_min_labels: int = Field(default=200, ge=1)
+    canary_minutes: float = Field(default=30, ge=0)
+
+
 class ServingParams(_Strict):
     model_name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     threshold: float = Field(gt=0, lt=1)
@@ -115,6 +131,7 @@ class Params(_Strict):
     features: FeatureParams
     training: TrainingParams
     promotion: PromotionParams = PromotionParams()
+    monitoring: MonitoringParams = MonitoringParams()
     serving: ServingParams
 
     @model_validator(mode="after")
