@@ -161,14 +161,67 @@ def reproduce(version: str) -> None:
 
 
 @app.command()
+def simulate(
+    days: Annotated[int, typer.Option(help="Days to replay")] = 30,
+    rate: Annotated[float, typer.Option(help="Prediction requests per second")] = 5.0,
+    seconds_per_day: Annotated[float, typer.Option(help="Real seconds per simulated day")] = 10.0,
+    feedback_delay_days: Annotated[
+        int | None, typer.Option(help="Days before labels arrive (default: label_delay_days)")
+    ] = None,
+    drift_day: Annotated[int | None, typer.Option(help="Override generator.drift_day")] = None,
+    url: Annotated[str, typer.Option(help="The serving URL")] = "http://127.0.0.1:3000",
+    key: Annotated[str | None, typer.Option(help="Client key (default: this machine's)")] = None,
+) -> None:
+    """Replay generated days against the HTTP API, with feedback after the label delay."""
+    from loopline import platform
+    from loopline.simulate import simulate as run_simulation
+
+    params, paths = _context()
+    stats = run_simulation(
+        params,
+        paths,
+        url=url,
+        key=key or platform.dev_keys(paths)["client"],
+        days=days,
+        rate=rate,
+        seconds_per_day=seconds_per_day,
+        feedback_delay_days=feedback_delay_days,
+        drift_day=drift_day,
+    )
+    _print(stats.__dict__)
+
+
+@app.command()
+def monitor(
+    minutes: Annotated[float | None, typer.Option(help="Window length (default: params)")] = None,
+) -> None:
+    """Check the last window of predictions for drift now (the ``monitor`` flow's step)."""
+    from loopline.monitoring.loop import monitor_window
+
+    params, paths = _context()
+    result = monitor_window(params, paths, minutes=minutes)
+    _print({k: v for k, v in result.items() if k != "feature_scores"})
+
+
+@app.command()
+def deployments() -> None:
+    """Serve every Prefect deployment (schedules, event triggers, actions) until Ctrl-C."""
+    _context()
+    from flows.deployments import serve_all
+
+    serve_all()
+
+
+@app.command()
 def up(
     bootstrap: Annotated[bool, typer.Option(help="Build data and a model on first run")] = True,
+    simulate: Annotated[bool, typer.Option(help="Replay traffic in the background")] = True,
 ) -> None:
     """Start the platform: Prefect server, BentoML serving; bootstrap on first run."""
     from loopline import platform
 
     params, paths = _context()
-    platform.up(params, paths, bootstrap_if_needed=bootstrap)
+    platform.up(params, paths, bootstrap_if_needed=bootstrap, simulate=simulate)
 
 
 @app.command()

@@ -24,6 +24,7 @@ from loopline.settings import Paths
 HOST = "127.0.0.1"
 PREFECT_PORT = 4200
 SERVING_PORT = 3000
+DASHBOARD_PORT = 8501
 
 
 def _bin(name: str) -> str:
@@ -102,6 +103,25 @@ def start_serving(paths: Paths, port: int = SERVING_PORT, model_tag: str | None 
     return start("serving", command, f"http://{HOST}:{port}", paths, env)
 
 
+def start_deployments(paths: Paths) -> Service:
+    """Serve the Prefect deployments (schedules, event triggers, dashboard actions)."""
+    return start("deployments", [_bin("loopline"), "deployments"], "", paths, {})
+
+
+def start_dashboard(paths: Paths, port: int = DASHBOARD_PORT) -> Service:
+    command = [_bin("streamlit"), "run", str(paths.project / "dashboard" / "app.py")]
+    command += ["--server.address", HOST, "--server.port", str(port), "--server.headless", "true"]
+    command += ["--browser.gatherUsageStats", "false"]
+    return start("dashboard", command, f"http://{HOST}:{port}", paths, {})
+
+
+def start_simulator(paths: Paths, url: str, key: str) -> Service:
+    """Background traffic so the platform is alive at once: a year of days, 5 requests/s."""
+    command = [_bin("loopline"), "simulate", "--days", "365", "--rate", "5"]
+    command += ["--seconds-per-day", "20", "--url", url, "--key", key]
+    return start("simulator", command, "", paths, {})
+
+
 @contextmanager
 def running(*services: Service) -> Iterator[None]:
     try:
@@ -176,7 +196,9 @@ def curl_example(url: str, entity: str, customer: int, key: str) -> str:
     )
 
 
-def up(params: Params, paths: Paths, *, bootstrap_if_needed: bool = True) -> None:
+def up(
+    params: Params, paths: Paths, *, bootstrap_if_needed: bool = True, simulate: bool = True
+) -> None:
     """Start everything, bootstrap on first run, and stay up until Ctrl-C."""
     started = time.monotonic()
     services: list[Service] = []
@@ -204,10 +226,20 @@ def up(params: Params, paths: Paths, *, bootstrap_if_needed: bool = True) -> Non
         wait_ready(serving, "/readyz")
         customer = sample_customer(params, paths)
         keys = dev_keys(paths)
+        services.append(start_deployments(paths))
+        dashboard = None
+        if (paths.project / "dashboard" / "app.py").is_file():
+            dashboard = start_dashboard(paths)
+            services.append(dashboard)
+            wait_ready(dashboard, "/_stcore/health")
+        if simulate:
+            services.append(start_simulator(paths, serving.url, keys["client"]))
         typer.echo(
             f"\nLoopline is up (ready in {time.monotonic() - started:.0f} s).\n"
             f"  Prefect UI   {api.removesuffix('/api')}\n"
             f"  Serving      {serving.url}  (docs at /docs, metrics at /metrics)\n"
+            + (f"  Dashboard    {dashboard.url}\n" if dashboard else "")
+            + f"  Simulator    {'on, 5 requests/s' if simulate else 'off'}\n"
             f"  State        {paths.state}\n\n"
             "Try:\n  "
             + curl_example(serving.url, params.dataset.entity, customer, keys["client"])
@@ -217,7 +249,8 @@ def up(params: Params, paths: Paths, *, bootstrap_if_needed: bool = True) -> Non
         )
         while not stop.is_set():
             for service in services:
-                if service.process.poll() is not None:
+                # The simulator ends when its days are replayed; everything else must stay up.
+                if service.process.poll() is not None and service.name != "simulator":
                     raise RuntimeError(f"{service.name} stopped; see {service.log}")
             stop.wait(1)
     except KeyboardInterrupt:
