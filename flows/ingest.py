@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
+from prefect.events import emit_event
 from prefect.artifacts import create_markdown_artifact
 
 from flows.common import flow_run_id, project
 from loopline import steps
+from loopline.monitoring.loop import NEW_DATA
 from loopline.openlineage import file_dataset, lineage_run
 
 
@@ -48,5 +50,11 @@ def ingest(source: str | None = None, root: str | None = None) -> dict[str, Any]
             f"{version['start']} → {version['end']}; label rate {quality['label_rate']}."
         ),
         description="The batch accepted by this run",
+    )
+    # Retraining may follow new data (monitoring.retrain_on_new_data); the event says which.
+    emit_event(
+        event=NEW_DATA,
+        resource={"prefect.resource.id": f"loopline.model.{params.serving.model_name}"},
+        payload={"data_hash": version["data_hash"], "rows": version["rows"]},
     )
     return {"version": version, "quality": quality}
