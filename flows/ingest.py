@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
-from prefect.events import emit_event
 from prefect.artifacts import create_markdown_artifact
+from prefect.events import emit_event
 
 from flows.common import flow_run_id, project
 from loopline import steps
