@@ -103,7 +103,9 @@ class PartitionedLog:
         return self
 
     def append(self, row: dict[str, Any]) -> None:
-        """Buffer one row; never touches the disk."""
+        """Buffer one row, whose ``time_column`` is a UTC datetime; never touches the disk."""
+        if not isinstance(row.get(self.time_column), datetime):
+            raise TypeError(f"a {self.table} row needs a datetime {self.time_column!r}")
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"the {self.table} log is closed")
@@ -122,11 +124,21 @@ class PartitionedLog:
             for row in rows:
                 by_day.setdefault(row[self.time_column].date(), []).append(row)
             written = 0
-            for day, day_rows in by_day.items():
+            days = sorted(by_day)
+            for i, day in enumerate(days):
+                day_rows = by_day[day]
                 try:
-                    self._write(day, day_rows)
-                except Exception:
-                    self._keep([r for d, rs in by_day.items() if d >= day for r in rs])
+                    table = self._to_arrow(day_rows)
+                except (pa.ArrowException, TypeError, ValueError):
+                    # Rows that cannot be converted never will be: drop them, keep logging.
+                    logger.exception("dropped %d malformed %s rows", len(day_rows), self.table)
+                    with self._lock:
+                        self.dropped += len(day_rows)
+                    continue
+                try:
+                    self._write(day, table)
+                except OSError:  # the disk may recover: keep this day's rows and the rest
+                    self._keep([row for later in days[i:] for row in by_day[later]])
                     raise
                 written += len(day_rows)
                 with self._lock:
@@ -169,8 +181,7 @@ class PartitionedLog:
             self.dropped += max(0, len(rows) - cap)
             self._rows = rows[-cap:]
 
-    def _write(self, day: date, rows: list[dict[str, Any]]) -> Path:
-        table = self._to_arrow(rows)
+    def _write(self, day: date, table: pa.Table) -> Path:
         partition = self.folder / self.table / f"date={day.isoformat()}"
         partition.mkdir(parents=True, exist_ok=True)
         self._seq += 1
@@ -239,11 +250,13 @@ class PredictionLog(PartitionedLog):
         """Buffer one prediction; a shadow one shares the request id of the served one."""
         if arm not in ARMS:
             raise ValueError(f"arm must be one of {sorted(ARMS)}, not {arm!r}")
+        if label not in (0, 1):
+            raise ValueError(f"label must be 0 or 1, not {label!r}")
         row = {
-            "request_id": request_id,
+            "request_id": str(request_id),
             "at": datetime.now(UTC) if at is None else utc(at),
             "entity_id": int(entity_id),
-            "model_version": model_version,
+            "model_version": str(model_version),
             "arm": arm,
             "shadow": bool(shadow),
             "score": float(score),
@@ -291,7 +304,7 @@ class FeedbackLog(PartitionedLog):
             raise ValueError("feedback needs a request_id, or an entity_id (and a time)")
         self.append(
             {
-                "request_id": request_id,
+                "request_id": None if request_id is None else str(request_id),
                 "entity_id": None if entity_id is None else int(entity_id),
                 "at": None if at is None else utc(at),
                 "received_at": datetime.now(UTC),

@@ -1,0 +1,1 @@
+"""Serving: routing between champion and challenger, the prediction log, API keys."""
