@@ -186,19 +186,17 @@ class ChurnService:
         latency_ms: float,
         shadow: bool = False,
     ) -> None:
-        self.predictions.append(
-            {
-                "request_id": request_id,
-                "at": at,
-                "entity_id": entity_id,
-                "model_version": version,
-                "arm": arm,
-                "shadow": shadow,
-                "score": score,
-                "label": int(score >= self.threshold),
-                "latency_ms": latency_ms,
-                **{k: v for k, v in features.items() if k != self.entity},
-            }
+        self.predictions.log(
+            request_id=request_id,
+            at=at,
+            entity_id=entity_id,
+            model_version=version,
+            arm=arm,
+            shadow=shadow,
+            score=score,
+            label=int(score >= self.threshold),
+            latency_ms=latency_ms,
+            features={k: v for k, v in features.items() if k != self.entity},
         )
 
     def _shadow(self, arm: Any, request_id: str, at: datetime, ids: list[int], frame: Any) -> None:
@@ -227,15 +225,7 @@ class ChurnService:
             raise InvalidArgument("send 'request_id', or both 'customer_id' and 'at'")
         if at is not None and at.tzinfo is None:
             at = at.replace(tzinfo=UTC)
-        self.feedback_log.append(
-            {
-                "request_id": request_id,
-                "entity_id": customer_id,
-                "at": at,
-                "received_at": datetime.now(UTC),
-                "label": label,
-            }
-        )
+        self.feedback_log.record(label=label, request_id=request_id, entity_id=customer_id, at=at)
         return FeedbackResponse(accepted=1, request_id=request_id)
 
     @bentoml.api(route="/model")

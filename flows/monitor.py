@@ -19,10 +19,18 @@ def check_window(minutes: float | None, root: str | None) -> dict[str, Any]:
     return loop.monitor_window(params, paths, minutes=minutes)
 
 
+@task
+def compact(root: str | None) -> list[str]:
+    _, paths = project(root)
+    return loop.compact_logs(paths)
+
+
 @flow(name="monitor")
 def monitor(minutes: float | None = None, root: str | None = None) -> dict[str, Any]:
     """Drift, quality and live accuracy of the last window; emits events when the policy fires."""
-    return check_window(minutes, root)
+    result = check_window(minutes, root)
+    compact(root)
+    return result
 
 
 @flow(name="retrain")

@@ -116,6 +116,15 @@ def monitor_window(
     return {**summary, "reasons": list(decision.reasons), "too_small": decision.too_small}
 
 
+def compact_logs(paths: Paths, now: datetime | None = None) -> list[str]:
+    """Merge yesterday's many small log files (one per flush per worker) into one per table."""
+    from loopline.serving.predlog_read import compact
+
+    day = ((now or datetime.now(UTC)) - timedelta(days=1)).date()
+    merged = [compact(paths.serving_log, table, day) for table in ("predictions", "feedback")]
+    return [str(m) for m in merged if m is not None]
+
+
 def _evidence(summary: dict[str, Any]) -> dict[str, Any]:
     keys = ("model_version", "rows", "drift_share", "drifted_features", "n_labels", "roc_auc")
     return {k: summary[k] for k in keys} | {"window_end": str(summary["window_end"])}
