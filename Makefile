@@ -33,7 +33,7 @@ $(LOOPLINE_HOME)/tools/bin/uv:
 setup: .venv/.synced
 
 up: setup
-	loopline up
+	loopline up $(ARGS)
 
 demo: setup
 	loopline demo
@@ -41,6 +41,7 @@ demo: setup
 # PostgreSQL (for the registry tests) and Chromium (for the browser tests).
 services:
 	bash scripts/ensure_postgres.sh
+	bash scripts/ensure_chromium.sh
 
 test: setup services
 	pytest
