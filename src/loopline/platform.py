@@ -99,7 +99,10 @@ def start_prefect(paths: Paths, port: int = PREFECT_PORT) -> Service:
 def start_serving(paths: Paths, port: int = SERVING_PORT, model_tag: str | None = None) -> Service:
     command = [_bin("bentoml"), "serve", "bentos.service:ChurnService"]
     command += ["--host", HOST, "--port", str(port), "--working-dir", str(paths.project)]
-    env = {"LOOPLINE_MODEL_TAG": model_tag} if model_tag else {}
+    # One OpenMP thread per request: the limit is per calling thread, and BentoML scores on
+    # worker threads, so it has to come from the environment (threadpoolctl in __init__
+    # only reaches the main thread).
+    env = {"OMP_NUM_THREADS": "1"} | ({"LOOPLINE_MODEL_TAG": model_tag} if model_tag else {})
     return start("serving", command, f"http://{HOST}:{port}", paths, env)
 
 
