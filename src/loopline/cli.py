@@ -11,6 +11,7 @@ import typer
 from loopline import cli_models
 from loopline.cli_keys import keys_app
 from loopline.cli_lineage import lineage
+from loopline.cli_users import users_app
 from loopline.settings import Paths, activate
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ app.add_typer(cli_models.registry_app, name="registry")
 app.command("served-at")(cli_models.served_at)
 app.command()(lineage)
 app.add_typer(keys_app, name="keys")
+app.add_typer(users_app, name="users")
 
 STAGES = ("ingest", "validate", "features", "train", "evaluate", "package")
 

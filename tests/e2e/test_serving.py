@@ -37,7 +37,9 @@ def customers(paths: Any) -> list[int]:
     return sorted(pd.read_parquet(paths.ingested)["customer_id"].unique().tolist())[:5]
 
 
-def test_single_prediction(client: httpx.Client, customers: list[int], built: dict[str, Any]) -> None:
+def test_single_prediction(
+    client: httpx.Client, customers: list[int], built: dict[str, Any]
+) -> None:
     response = client.post("/predict", json={"customer_id": customers[0]})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -88,7 +90,9 @@ def test_unknown_customer_is_a_404_naming_it(client: httpx.Client, customers: li
         {"customer_ids": list(range(1001))},
     ],
 )
-def test_malformed_body_is_a_400_with_field_errors(client: httpx.Client, body: dict[str, Any]) -> None:
+def test_malformed_body_is_a_400_with_field_errors(
+    client: httpx.Client, body: dict[str, Any]
+) -> None:
     response = client.post("/predict", json=body)
     assert response.status_code == 400, response.text
     assert "customer_id" in response.text

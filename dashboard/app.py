@@ -1,0 +1,67 @@
+"""Loopline dashboard: log in, then one page per part of the lifecycle.
+
+Run from the project folder:
+``streamlit run dashboard/app.py --server.address 127.0.0.1 --browser.gatherUsageStats false``
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from loopline import dashboard_data as data
+from loopline.users import UserStoreError, user_store
+
+st.set_page_config(page_title="Loopline", page_icon=":material/all_inclusive:", layout="wide")
+data.warm_up()
+
+
+def login() -> None:
+    st.title("Loopline")
+    try:
+        store = user_store(data.paths())
+        anyone = bool(store.users())
+    except (FileNotFoundError, UserStoreError) as exc:
+        st.error(str(exc))
+        return
+    if not anyone:
+        data.empty(
+            "No dashboard users yet",
+            "create one with `loopline users add NAME --role operator`, then reload",
+        )
+        return
+    with st.form("login"):
+        name = st.text_input("User name")
+        password = st.text_input("Password", type="password")
+        if st.form_submit_button("Log in", type="primary"):
+            user = store.verify(name.strip(), password)
+            if user is None:
+                st.error("Wrong user name or password.")
+            else:
+                st.session_state[data.USER_KEY] = user.name
+                st.rerun()
+
+
+PAGES = [
+    ("pages/overview.py", "Overview", ":material/dashboard:"),
+    ("pages/runs.py", "Runs", ":material/science:"),
+    ("pages/models.py", "Models and promotions", ":material/rocket_launch:"),
+    ("pages/drift.py", "Drift and quality", ":material/monitoring:"),
+    ("pages/lineage.py", "Lineage", ":material/account_tree:"),
+    ("pages/data.py", "Data", ":material/database:"),
+]
+
+try:
+    user = data.current_user()
+except (FileNotFoundError, UserStoreError) as exc:
+    st.error(str(exc))
+    st.stop()
+if user is None:
+    st.navigation([st.Page(login, title="Log in", icon=":material/login:")]).run()
+else:
+    with st.sidebar:
+        st.caption(f"Signed in as **{user.name}** ({user.role})")
+        if st.button("Log out", icon=":material/logout:"):
+            st.session_state.pop(data.USER_KEY, None)
+            st.rerun()
+    pages = [st.Page(path, title=title, icon=icon) for path, title, icon in PAGES]
+    st.navigation(pages).run()

@@ -1,0 +1,176 @@
+"""Drift and quality: drift share over time, per-feature heatmap, live accuracy, reports."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from loopline import dashboard_data as data
+
+PERIODS = ["24 h", "7 d", "30 d", "all"]
+# Encodings are alt.X(...), alt.Tooltip(...) objects on every page, never shorthand strings:
+# Altair resolves each string through its whole schema, about 50 ms apiece.
+
+
+def drift() -> None:
+    st.title("Drift and quality")
+    where = data.paths()
+    params = data.params(str(where.params_file))
+    name, url = params.serving.model_name, where.registry_url
+    if data.latest_window(url, name) is None:
+        data.empty(
+            "No monitoring windows yet",
+            "run `loopline monitor` (every few minutes under `make up`)",
+        )
+        return
+    period = st.segmented_control("Period", PERIODS, default="7 d", key="drift_period") or "7 d"
+    since = data.window_start(period)
+    shown = data.windows(url, name, period)
+    marks = data.markers(url, name)
+    marks = marks if since is None else marks[marks["at"] >= since]
+    threshold = params.monitoring.drift_share_threshold
+    st.caption(
+        f"{len(shown)} windows in this period · drift threshold {threshold:.0%} · "
+        f"{int((shown['drift_share'] >= threshold).sum())} over it · "
+        f"{int(marks['event'].eq('retrain').sum())} retrains, "
+        f"{int(marks['event'].eq('promotion').sum())} promotions"
+    )
+    if shown.empty:
+        st.info(f"No windows in the last {period}: pick a longer period.")
+        return
+
+    width = data.bin_width(shown["window_start"], data.MAX_CHART_BINS)
+    share = shown.assign(bin=shown["window_start"].dt.floor(width)).groupby("bin", as_index=False)
+    share = share.agg(
+        drift_share=("drift_share", "mean"), worst=("drift_share", "max"), windows=("id", "size")
+    )
+    line = (
+        alt.Chart(share)
+        .mark_line(point=len(share) < 60)
+        .encode(
+            x=alt.X("bin:T", title=None),
+            y=alt.Y("drift_share:Q", title="drift share", axis=alt.Axis(format="%")),
+            tooltip=[
+                alt.Tooltip("bin:T", title="from"),
+                alt.Tooltip("drift_share:Q", format=".0%"),
+                alt.Tooltip("worst:Q", format=".0%"),
+                alt.Tooltip("windows:Q"),
+            ],
+        )
+    )
+    rule = (
+        alt.Chart(pd.DataFrame({"y": [threshold]}))
+        .mark_rule(strokeDash=[4, 4], color="red")
+        .encode(y=alt.Y("y:Q"))
+    )
+    st.altair_chart(
+        (line + rule + _markers(marks)).properties(
+            height=260, title=f"Drift share (mean per {width})"
+        ),
+        width="stretch",
+    )
+
+    cells = data.feature_drift(url, name, period)
+    if not cells.empty:
+        flagged = cells["drifted"].notna().any()  # else only bare scores were recorded
+        value, title = ("drifted", "share drifted") if flagged else ("score", "drift score")
+        st.altair_chart(
+            alt.Chart(cells)
+            .mark_rect()
+            .encode(
+                x=alt.X("bin:T", title=None),
+                y=alt.Y("feature:N", title=None),
+                color=alt.Color(f"{value}:Q", title=title, scale=alt.Scale(scheme="orangered")),
+                tooltip=[
+                    alt.Tooltip("feature:N"),
+                    alt.Tooltip("bin:T", title="from"),
+                    alt.Tooltip("drifted:Q", format=".0%", title="windows drifted"),
+                    alt.Tooltip("score:Q", format=".3f", title="mean score"),
+                ],
+            )
+            .properties(
+                height=26 * cells["feature"].nunique() + 40, title=f"Drift per feature ({title})"
+            ),
+            width="stretch",
+        )
+
+    accuracy = data.accuracy_over_time(str(where.serving_log), period)
+    if accuracy.empty:
+        data.empty(
+            "No labelled predictions in this period",
+            "labels arrive through the service's `/feedback`",
+        )
+    else:
+        x = alt.X("bin:T", title=None)
+        top = (
+            alt.Chart(accuracy)
+            .mark_line(point=True)
+            .encode(
+                x=x,
+                y=alt.Y("accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format="%")),
+                color=alt.Color("model_version:N"),
+                tooltip=[
+                    alt.Tooltip("model_version:N"),
+                    alt.Tooltip("bin:T", title="from"),
+                    alt.Tooltip("accuracy:Q", format=".1%"),
+                    alt.Tooltip("labels:Q"),
+                ],
+            )
+        )
+        bottom = (
+            alt.Chart(accuracy)
+            .mark_bar()
+            .encode(x=x, y=alt.Y("labels:Q", title="labels"), color=alt.Color("model_version:N"))
+        )
+        st.altair_chart(
+            alt.vconcat(
+                (top + _markers(marks)).properties(
+                    height=220, title="Live accuracy per model version"
+                ),
+                bottom.properties(height=90),
+            ),
+            width="stretch",
+        )
+
+    st.subheader("Evidently report of a window")
+    with_report = shown[shown["report_html"].notna()].iloc[::-1].head(200)
+    if with_report.empty:
+        st.caption("No window in this period kept an HTML report.")
+        return
+    labels = {
+        int(r.id): f"{r.window_start:%Y-%m-%d %H:%M} → {r.window_end:%H:%M} · "
+        f"drift {r.drift_share:.0%} · {r.model_version}"
+        for r in with_report.itertuples()
+    }
+    picked = st.selectbox(
+        "Window", list(labels), format_func=labels.__getitem__, key="drift_report"
+    )
+    stored = with_report.set_index("id").loc[picked, "report_html"]
+    report = data.report_path(where.reports, stored)
+    if report is None:
+        st.warning(f"The report file {stored} is gone (or lies outside {where.reports}).")
+    else:
+        st.iframe(report, height=900)
+
+
+def _markers(marks: pd.DataFrame) -> alt.Chart:
+    # Dashes, not colours, tell retrains from promotions: colour stays free for versions.
+    dashes = alt.Scale(domain=["retrain", "promotion"], range=[[4, 4], [1, 0]])
+    return (
+        alt.Chart(marks)
+        .mark_rule(opacity=0.7, color="#2ca02c")
+        .encode(
+            x=alt.X("at:T"),
+            strokeDash=alt.StrokeDash("event:N", scale=dashes, title="event"),
+            tooltip=[
+                alt.Tooltip("event:N"),
+                alt.Tooltip("version:N"),
+                alt.Tooltip("actor:N"),
+                alt.Tooltip("at:T", format="%Y-%m-%d %H:%M"),
+            ],
+        )
+    )
+
+
+drift()

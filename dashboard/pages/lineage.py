@@ -1,0 +1,64 @@
+"""Lineage: from a data version through features, run, model and Bento to what it served."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from loopline import dashboard_data as data
+
+
+def lineage() -> None:
+    st.title("Lineage")
+    where = data.paths()
+    url = where.registry_url
+    versions = data.versions(url)
+    if versions.empty:
+        data.empty("No model versions yet", "run `loopline run` or `make up`")
+        return
+    forward, backward = st.tabs(["What a model version was made from", "What used a data version"])
+
+    with forward:
+        name = data.params(str(where.params_file)).serving.model_name
+        production = data.serving_state(url, name)["production"]
+        choices = versions["version"].tolist()
+        first = choices.index(production) if production in choices else 0
+        version = st.selectbox("Model version", choices, index=first, key="lineage_version")
+        graph = data.lineage_graph(url, version)
+        counts = data.prediction_counts(str(where.serving_log))
+        served = counts[counts["model_version"] == version].to_dict("records")
+        st.graphviz_chart(data.lineage_dot(graph, served), width="stretch")
+        if graph["missing"]:
+            st.caption(f"Not recorded for this version: {', '.join(graph['missing'])}.")
+        if not served:
+            st.caption("No predictions from this version are in the log.")
+        nodes = [
+            {
+                "kind": n["kind"],
+                "what": n["label"],
+                "link": n["link"],
+                "details": str(n["attributes"]),
+            }
+            for n in graph["nodes"]
+        ]
+        st.dataframe(nodes, hide_index=True, column_config={"link": st.column_config.LinkColumn()})
+
+    with backward:
+        known = data.data_versions(url, str(where.raw_batch), str(where.dvc_cache))
+        if known.empty:
+            data.empty("No data versions recorded yet", "run `loopline ingest` or `loopline run`")
+            return
+        picked = st.selectbox(
+            "Data version (DVC hash)", known["data_hash"].tolist(), key="lineage_data"
+        )
+        trained = data.versions_for_data(url, picked)
+        models = versions[versions["version"].isin(trained)][
+            ["version", "stage", "created_at", "estimator"]
+        ]
+        runs = data.runs(url)
+        used = runs[runs["data_hash"] == picked] if not runs.empty else runs
+        st.graphviz_chart(data.reverse_dot(picked, len(used), models), width="stretch")
+        st.caption(f"{len(used)} training runs and {len(models)} model versions used {picked}.")
+        st.dataframe(models, hide_index=True)
+
+
+lineage()

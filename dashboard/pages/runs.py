@@ -1,0 +1,124 @@
+"""Runs: every training run with its parameters, metrics, data version and feature service."""
+
+from __future__ import annotations
+
+import altair as alt
+import streamlit as st
+
+from loopline import dashboard_data as data
+
+BASE = ["run_id", "started_at", "model_name", "selected", "metric", "data_hash", "feature_service"]
+
+
+def runs() -> None:
+    st.title("Runs")
+    frame = data.runs(data.paths().registry_url)
+    if frame.empty:
+        data.empty("No training runs yet", "run `loopline run` or `make up`")
+        return
+    metrics = [c for c in frame.columns if c not in BASE and not c.startswith("param.")]
+    metrics = [c for c in metrics if c not in ("flow_run_id", "candidates")]
+    primary = str(frame["metric"].iloc[0])
+
+    cols = st.columns(4)
+    models = cols[0].multiselect("Model", sorted(frame["model_name"].unique()))
+    estimators = cols[1].multiselect(
+        "Estimator", sorted(frame["param.estimator"].dropna().unique())
+    )
+    hashes = cols[2].multiselect("Data version", sorted(frame["data_hash"].unique()))
+    search = cols[3].text_input("Run id contains")
+    cols = st.columns([3, 1])
+    sort_by = cols[0].selectbox("Sort by", ["started_at", *metrics], key="runs_sort")
+    descending = cols[1].toggle("Descending", value=True)
+
+    shown = frame
+    if models:
+        shown = shown[shown["model_name"].isin(models)]
+    if estimators:
+        shown = shown[shown["param.estimator"].isin(estimators)]
+    if hashes:
+        shown = shown[shown["data_hash"].isin(hashes)]
+    if search:
+        shown = shown[shown["run_id"].str.contains(search, regex=False)]
+    shown = shown.sort_values(sort_by, ascending=not descending, ignore_index=True)
+    st.caption(f"{len(shown)} of {len(frame)} runs · click a column header to sort")
+    st.dataframe(
+        shown,
+        hide_index=True,
+        column_config={m: st.column_config.NumberColumn(format="%.4f") for m in metrics},
+    )
+
+    if primary in shown:
+        st.altair_chart(
+            alt.Chart(shown)
+            .mark_circle(size=40)
+            .encode(
+                x=alt.X("started_at:T", title="started"),
+                y=alt.Y(f"{primary}:Q", scale=alt.Scale(zero=False)),
+                color=alt.Color("param\\.estimator:N", title="estimator"),
+                tooltip=[
+                    alt.Tooltip("run_id:N"),
+                    alt.Tooltip("selected:N"),
+                    alt.Tooltip(f"{primary}:Q", format=".4f"),
+                ],
+            )
+            .properties(height=260, title=f"{primary} of every run shown"),
+            width="stretch",
+        )
+
+    st.subheader("Compare runs")
+    picked = st.multiselect(
+        "Pick two or more runs", shown["run_id"].tolist(), key="runs_compare", max_selections=8
+    )
+    if len(picked) < 2:
+        st.caption(
+            "Pick two or more runs above to compare their metrics and parameters side by side."
+        )
+        return
+    chosen = frame[frame["run_id"].isin(picked)].set_index("run_id").loc[picked]
+    side = chosen[metrics].T.rename_axis("metric")
+    st.dataframe(
+        side, column_config={r: st.column_config.NumberColumn(format="%.4f") for r in picked}
+    )
+    params = [c for c in frame.columns if c.startswith("param.")]
+    st.dataframe(chosen[[*params, "selected", "data_hash", "feature_service"]].T.astype(str))
+    long = side.reset_index().melt(id_vars="metric", var_name="run", value_name="value")
+    st.altair_chart(
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            x=alt.X("metric:N", title=None),
+            xOffset=alt.XOffset("run:N"),
+            y=alt.Y("value:Q", scale=alt.Scale(zero=False)),
+            color=alt.Color("run:N"),
+            tooltip=[
+                alt.Tooltip("run:N"),
+                alt.Tooltip("metric:N"),
+                alt.Tooltip("value:Q", format=".4f"),
+            ],
+        )
+        .properties(height=300, title="Metrics side by side"),
+        width="stretch",
+    )
+    candidates = data.run_candidates(data.paths().registry_url, tuple(picked))
+    if not candidates.empty and primary in candidates:
+        st.altair_chart(
+            alt.Chart(candidates)
+            .mark_bar()
+            .encode(
+                x=alt.X(f"{primary}:Q", scale=alt.Scale(zero=False)),
+                y=alt.Y("name:N", title="candidate"),
+                yOffset=alt.YOffset("run_id:N"),
+                color=alt.Color("run_id:N", title="run"),
+                tooltip=[
+                    alt.Tooltip("run_id:N"),
+                    alt.Tooltip("name:N"),
+                    alt.Tooltip(f"{primary}:Q", format=".4f"),
+                ],
+            )
+            .properties(title=f"Every candidate's {primary}"),
+            width="stretch",
+        )
+
+
+runs()

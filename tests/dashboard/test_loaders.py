@@ -1,0 +1,113 @@
+"""The loaders' pure parts: metrics parsing and rates, lineage pictures, safe report paths."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from loopline import dashboard_data as data
+
+METRICS_TEXT = """\
+# HELP loopline_predictions_total Predictions served
+# TYPE loopline_predictions_total counter
+loopline_predictions_total{model_version="churn:a",arm="champion"} 90.0
+loopline_predictions_total{model_version="churn:b",arm="challenger"} 10.0
+# HELP loopline_prediction_latency_seconds Time from request to answer
+# TYPE loopline_prediction_latency_seconds histogram
+loopline_prediction_latency_seconds_bucket{model_version="churn:a",arm="champion",le="0.005"} 50.0
+loopline_prediction_latency_seconds_bucket{model_version="churn:a",arm="champion",le="0.01"} 90.0
+loopline_prediction_latency_seconds_bucket{model_version="churn:a",arm="champion",le="+Inf"} 90.0
+loopline_prediction_latency_seconds_count{model_version="churn:a",arm="champion"} 90.0
+loopline_prediction_latency_seconds_sum{model_version="churn:a",arm="champion"} 0.5
+loopline_prediction_latency_seconds_bucket{model_version="churn:b",arm="challenger",le="0.005"} 10.0
+loopline_prediction_latency_seconds_bucket{model_version="churn:b",arm="challenger",le="0.01"} 10.0
+loopline_prediction_latency_seconds_bucket{model_version="churn:b",arm="challenger",le="+Inf"} 10.0
+# HELP loopline_errors_total Requests refused, by reason
+# TYPE loopline_errors_total counter
+loopline_errors_total{reason="unknown_entity"} 5.0
+"""
+
+
+def test_metrics_are_parsed_by_version_and_arm() -> None:
+    sample = data.parse_metrics(METRICS_TEXT, at=100.0)
+    assert sample.predictions == {"churn:a|champion": 90.0, "churn:b|challenger": 10.0}
+    assert sample.errors == {"unknown_entity": 5.0}
+    assert sample.latency_buckets == {0.005: 60.0, 0.01: 100.0, float("inf"): 100.0}
+
+
+def test_one_scrape_gives_totals_two_give_rates() -> None:
+    first = data.parse_metrics(METRICS_TEXT, at=100.0)
+    once = data.summarize("u", [first])
+    assert once.request_rate is None
+    assert once.error_rate == pytest.approx(5 / 105)
+    assert once.latency_p50_ms == pytest.approx(5 * 50 / 60)  # inside the first bucket
+    later = data.parse_metrics(
+        METRICS_TEXT.replace("} 90.0", "} 150.0").replace(
+            '"unknown_entity"} 5.0', '"unknown_entity"} 8.0'
+        ),
+        at=130.0,
+    )
+    live = data.summarize("u", [first, later])
+    assert live.request_rate == pytest.approx(60 / 30)
+    assert live.error_rate == pytest.approx(3 / 63)
+    champion = next(a for a in live.by_arm if a["arm"] == "champion")
+    assert champion["per_s"] == pytest.approx(2.0)
+
+
+def test_histogram_quantile_matches_prometheus() -> None:
+    buckets = {0.1: 50.0, 0.2: 100.0, float("inf"): 100.0}
+    assert data.histogram_quantile(0.5, buckets) == pytest.approx(0.1)
+    assert data.histogram_quantile(0.75, buckets) == pytest.approx(0.15)
+    assert data.histogram_quantile(0.5, {}) is None
+    assert data.histogram_quantile(0.99, {0.1: 1.0, float("inf"): 10.0}) == pytest.approx(0.1)
+
+
+def test_reports_outside_the_reports_folder_are_never_opened(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    inside = reports / "w.html"
+    inside.write_text("<html></html>")
+    secret = tmp_path / "secret.html"
+    secret.write_text("no")
+    assert data.report_path(reports, str(inside)) == inside.resolve()
+    assert data.report_path(reports, "w.html") == inside.resolve()
+    assert data.report_path(reports, str(secret)) is None
+    assert data.report_path(reports, "../secret.html") is None
+    assert data.report_path(reports, str(reports / "gone.html")) is None
+    assert data.report_path(reports, None) is None
+
+
+def test_lineage_dot_quotes_labels_and_ends_in_predictions() -> None:
+    graph = {
+        "nodes": [
+            {"id": "model:m:1", "kind": "model", "label": 'm "1"', "link": None},
+            {"id": "bento:b:1", "kind": "bento", "label": "b:1", "link": "http://x/1"},
+        ],
+        "edges": [{"source": "model:m:1", "target": "bento:b:1", "relation": "packaged as"}],
+    }
+    served = [{"arm": "champion", "shadow": False, "predictions": 12}]
+    dot = data.lineage_dot(graph, served)
+    assert 'm \\"1\\"' in dot
+    assert '"bento:b:1" -> "predictions:0"' in dot
+    assert "12 as champion" in dot
+    assert 'URL="http://x/1"' in dot
+
+
+def test_bins_stay_few_whatever_the_span() -> None:
+    for start in ("2026-01-01", "2026-01-01 07:13"):
+        times = pd.Series(pd.date_range(start, periods=10_000, freq="519s", tz="UTC"))
+        width = data.bin_width(times, 120)
+        assert times.dt.floor(width).nunique() <= 120
+    assert data.bin_width(times.head(10), 120) == "1min"
+
+
+def test_feature_entries_as_the_monitor_records_them_or_bare_scores() -> None:
+    recorded = {"score": 0.31, "method": "wasserstein", "threshold": 0.1, "drifted": True}
+    assert data._score(recorded) == pytest.approx(0.31)
+    assert data._drifted(recorded) == 1.0
+    assert data._score(0.2) == pytest.approx(0.2)
+    assert math.isnan(data._drifted(0.2))
+    assert math.isnan(data._score({"method": "psi"}))

@@ -1,0 +1,152 @@
+"""Every page on a seeded state (1,000 runs, 200 versions, 10,000 windows): the right numbers."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+from streamlit import dataframe_util
+
+from loopline.registry import RegistryView
+from tests.dashboard.conftest import PAGES, charts, metrics, texts
+from tests.dashboard.seeding import FEATURES, PASSWORDS, Seeded
+
+
+def chart_data(spec: dict[str, Any]) -> Any:
+    dataset = next(iter(spec["_datasets"].values()))
+    return dataframe_util.convert_arrow_bytes_to_pandas_df(dataset.data.data)
+
+
+def test_login_is_required_and_checks_the_password(on_seeded: Seeded, dashboard: Any) -> None:
+    app = dashboard(user=None)
+    assert app.title[0].value == "Loopline"
+    assert not app.metric  # no page content before logging in
+    app.text_input[0].input("olivia")
+    app.text_input[1].input("wrong password")
+    app.button[0].click().run()
+    assert "Wrong user name or password." in texts(app, "error")
+    app.text_input[1].input(PASSWORDS["olivia"])
+    app.button[0].click().run()
+    assert app.session_state["loopline_user"] == "olivia"
+    assert any("Signed in as **olivia** (operator)" in c for c in texts(app.sidebar, "caption"))
+    assert app.title[0].value == "Overview"
+
+
+def test_overview_says_what_serves_where(on_seeded: Seeded, dashboard: Any) -> None:
+    app = dashboard(page="overview")
+    shown = metrics(app)
+    assert shown["Production"] == on_seeded.production
+    assert shown["Challenger"] == on_seeded.challenger
+    assert shown["Traffic policy"] == "canary · 20% to challenger"
+    assert shown["Drift share"] == f"{on_seeded.last_drift_share:.0%}"
+    assert shown["Drift status"] == "DRIFT"
+    live = app.dataframe[0].value.set_index("model_version")
+    for version, accuracy in on_seeded.live_accuracy.items():
+        assert live.loc[version, "accuracy"] == pytest.approx(accuracy)
+    notes = " ".join(texts(app, "info"))
+    assert "not reachable" in notes and "make up" in notes  # service down, said plainly
+    assert "No Prefect server" in notes
+
+
+def test_runs_filter_sort_and_compare(on_seeded: Seeded, dashboard: Any) -> None:
+    app = dashboard(page="runs")
+    assert f"{on_seeded.runs} of {on_seeded.runs} runs" in texts(app, "caption")[0]
+    table = app.dataframe[0].value
+    assert len(table) == on_seeded.runs
+    assert {"param.estimator", "roc_auc", "data_hash", "feature_service"} <= set(table.columns)
+
+    app.multiselect[1].select("random_forest").run()
+    by_estimator = app.dataframe[0].value
+    assert set(by_estimator["param.estimator"]) == {"random_forest"}
+    assert len(by_estimator) == Counter(table["param.estimator"])["random_forest"]
+
+    app.selectbox(key="runs_sort").select("roc_auc").run()
+    ordered = app.dataframe[0].value
+    assert ordered["roc_auc"].iloc[0] == ordered["roc_auc"].max()
+
+    picked = ordered["run_id"].head(2).tolist()
+    app.multiselect(key="runs_compare").set_value(picked).run()
+    side = app.dataframe[1].value
+    assert list(side.columns) == picked
+    assert (
+        side.loc["roc_auc"].tolist() == ordered.set_index("run_id").loc[picked, "roc_auc"].tolist()
+    )
+    compared = chart_data(charts(app)[1])
+    assert set(compared["run"]) == set(picked)
+
+
+def test_models_by_stage_with_gates_and_history(on_seeded: Seeded, dashboard: Any) -> None:
+    app = dashboard(page="models")
+    stages = Counter(r.stage.value for r in RegistryView(on_seeded.registry_url).list_versions())
+    shown = metrics(app)
+    for stage in ("candidate", "staging", "production", "archived"):
+        assert shown[stage.capitalize()] == str(stages[stage])
+    assert sum(stages.values()) == on_seeded.versions
+    gates = app.dataframe[2].value
+    assert set(gates["status"]) == {"PASS", "SKIP"}
+    assert "floor:roc_auc" in set(gates["check"])
+    history = app.dataframe[3].value
+    assert set(history["version"]) == {on_seeded.production}
+    assert history.iloc[0]["to_stage"] == "production"
+    pending = app.dataframe[1].value
+    assert (
+        pending.iloc[0]["version"] == on_seeded.pending and pending.iloc[0]["approver"] == "alice"
+    )
+
+
+def test_drift_history_heatmap_accuracy_and_report(on_seeded: Seeded, dashboard: Any) -> None:
+    app = dashboard(page="drift")
+    app.button_group(key="drift_period").set_value("all").run()
+    assert f"{on_seeded.windows} windows in this period" in texts(app, "caption")[0]
+    share, heatmap, accuracy = charts(app)
+    assert len(chart_data(share)) <= 120  # 10,000 windows binned for the browser
+    cells = chart_data(heatmap)
+    assert set(cells["feature"]) == set(FEATURES)
+    assert cells["drifted"].between(0, 1).all() and cells["drifted"].iloc[-12:].mean() > 0.5
+    assert "promotion" in str(share)  # promotions and retrains are marked on the chart
+    versions = set(
+        chart_data(accuracy["vconcat"][0] | {"_datasets": accuracy["_datasets"]})["model_version"]
+    )
+    assert versions == set(on_seeded.live_accuracy)
+    report = app.get("iframe")[0].proto
+    assert "Evidently report" in report.srcdoc
+
+
+def test_lineage_both_ways(on_seeded: Seeded, dashboard: Any) -> None:
+    app = dashboard(page="lineage")
+    dot = app.get("graphviz_chart")[0].proto.spec
+    record = RegistryView(on_seeded.registry_url).get(on_seeded.production)
+    for piece in (record.version, record.lineage["data_hash"], record.lineage["bento"], "churn_v1"):
+        assert piece in dot
+    assert f"{on_seeded.predictions[on_seeded.production]} as champion" in dot
+    app.selectbox(key="lineage_data").select(on_seeded.data_hashes[0]).run()
+    trained = RegistryView(on_seeded.registry_url).versions_trained_on(on_seeded.data_hashes[0])
+    caption = texts(app, "caption")[-1]
+    assert f"and {len(trained)} model versions used {on_seeded.data_hashes[0]}" in caption
+    reverse = app.get("graphviz_chart")[1].proto.spec
+    assert on_seeded.data_hashes[0] in reverse
+
+
+def test_data_versions_schema_validation_and_rejections(on_seeded: Seeded, dashboard: Any) -> None:
+    app = dashboard(page="data")
+    shown = metrics(app)
+    assert shown["Current data version"] == on_seeded.data_hashes[-1][:12]
+    assert shown["Rows"] == f"{on_seeded.data_rows[-1]:,}"
+    versions = app.dataframe[0].value.set_index("data_hash")
+    for data_hash, rows in zip(on_seeded.data_hashes, on_seeded.data_rows, strict=True):
+        assert versions.loc[data_hash, "rows"] == rows  # read from DVC's cache
+    assert versions["current"].sum() == 1
+    schema = app.dataframe[1].value.set_index("column")
+    assert schema.loc["customer_id", "role"] == "entity"
+    assert schema.loc["plan", "role"] == "feature (categorical)"
+    rejected = app.dataframe[-1].value
+    assert len(rejected) == on_seeded.rejected
+    assert "missing column 'plan'" in " ".join(rejected["reasons"])
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_renders_for_a_viewer_too(on_seeded: Seeded, dashboard: Any, page: str) -> None:
+    app = dashboard(user="victor", page=page)
+    assert app.title[0].value
+    assert not texts(app, "error")
