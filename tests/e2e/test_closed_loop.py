@@ -145,7 +145,7 @@ def wait_for_retrain(api: str, since: float, timeout: float = 420) -> Any:
             )
             done = [r for r in runs if r.state and r.state.is_final()]
             if done:
-                return done[0]
+                return next((r for r in done if r.state.is_completed()), done[0])
             time.sleep(3)
     raise AssertionError("no retrain flow run finished after the event")
 

@@ -111,8 +111,11 @@ def monitor_window(
     }
     store.record_window(computed_at=now, model_name=name, **summary)
     store.close()
-    for event in decision.events:
-        emit(event, name, {**_evidence(summary), "reasons": list(decision.reasons)})
+    if decision.events:
+        # One window, one event: a trigger per kind would start one retrain per kind, and
+        # two retrains racing for the same rollout help nobody. The payload names them all.
+        evidence = {**_evidence(summary), "events": list(decision.events)}
+        emit(decision.events[0], name, evidence | {"reasons": list(decision.reasons)})
     return {**summary, "reasons": list(decision.reasons), "too_small": decision.too_small}
 
 
