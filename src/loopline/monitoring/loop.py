@@ -83,6 +83,7 @@ def monitor_window(
         categorical=categorical,
         score_column="score",
         label_column="actual",
+        prediction_column="label",
         report_dir=paths.reports / f"{now:%Y%m%dT%H%M%S}",
     )
     store = Store(paths.registry_url).migrate()

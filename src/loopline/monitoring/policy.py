@@ -44,7 +44,7 @@ class MonitoringPolicy(BaseModel):
     min_window_rows: int = Field(default=500, ge=1)
     # Degraded when the window's ROC AUC is more than this below the model's holdout ROC AUC
     # (an absolute drop; "accuracy" in the broad sense, measured as ROC AUC).
-    accuracy_drop: float = Field(default=0.05, gt=0, lt=1)
+    accuracy_drop: float = Field(default=0.05, ge=0, le=1)
     # Fewer labelled rows than this and the window's ROC AUC is not judged.
     min_labels: int = Field(default=200, ge=1)
     # After an event, further events are held back this long: one episode, one retrain.
