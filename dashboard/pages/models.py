@@ -76,8 +76,8 @@ def models() -> None:
 def act(user: User, model_name: str, versions: pd.DataFrame) -> None:
     choice = st.segmented_control("Action", list(ACTIONS), default="Promote", key="models_action")
     action = ACTIONS[choice or "Promote"]
-    movable = [] if versions.empty else versions[versions["stage"].isin(["candidate", "staging"])]
-    movable = list(movable["version"]) if len(movable) else []
+    open_stages = versions["stage"].isin(["candidate", "staging"]) if len(versions) else []
+    movable = versions.loc[open_stages, "version"].tolist() if len(versions) else []
     waiting = {
         a["version"]: a["approver"] for a in data.pending_approvals(data.paths().registry_url)
     }
@@ -121,7 +121,6 @@ def act(user: User, model_name: str, versions: pd.DataFrame) -> None:
         return
     st.session_state.setdefault("started_runs", []).append(started)
     st.success(f"Started {started.deployment} as {user.name}: flow run {started.flow_run_id}")
-    st.rerun()
 
 
 def _problem(
@@ -146,7 +145,11 @@ def progress() -> None:
         st.subheader("Runs you started")
         seen = st.session_state.setdefault("seen_final", set())
         for run in reversed(started[-5:]):
-            state = data.run_state(api, run.flow_run_id)
+            try:
+                state = data.run_state(api, run.flow_run_id)
+            except Exception as exc:  # Prefect went away: say so, keep the page
+                st.warning(f"Cannot read the state of flow run {run.flow_run_id}: {exc}")
+                continue
             label = f"{run.action} {_target(run.parameters)} · {state.name}"
             status = (
                 "complete" if state.type == "COMPLETED" else "error" if state.final else "running"

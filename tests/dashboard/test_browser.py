@@ -206,9 +206,9 @@ def test_log_in_visit_every_page_and_promote(stack: Stack) -> None:
             expect(box).to_have_value(stack.candidate)
             page.get_by_label("Reason (required)").fill(REASON)
             page.locator('[data-testid="stFormSubmitButton"] button').click()
-            expect(
-                page.get_by_text(re.compile(r"promote .* · (Scheduled|Pending|Running)"))
-            ).to_be_visible(timeout=60_000)
+            # .first: while a fragment reruns, Streamlit may briefly show its old copy too.
+            started = page.get_by_text(re.compile(r"promote .* · (Scheduled|Pending|Running)"))
+            expect(started.first).to_be_visible(timeout=60_000)
             _shot(page, "7-promotion-started")
 
             registry = RegistryView(stack.registry_url)
@@ -221,10 +221,10 @@ def test_log_in_visit_every_page_and_promote(stack: Stack) -> None:
             assert entry.details["gate_results"]
 
             # The page polls the run, sees it finish and reloads what it shows.
-            expect(page.get_by_text(re.compile(r"promote .* · Completed"))).to_be_visible(
-                timeout=60_000
-            )
-            expect(page.get_by_text(f"Production {stack.candidate}")).to_be_visible(timeout=30_000)
+            done = page.get_by_text(re.compile(r"promote .* · Completed"))
+            expect(done.first).to_be_visible(timeout=60_000)
+            production = page.get_by_text(f"Production {stack.candidate}")
+            expect(production.first).to_be_visible(timeout=30_000)
             _shot(page, "8-promotion-done")
             page.get_by_role("link", name="Overview", exact=True).click()
             _settled(page, "Overview")

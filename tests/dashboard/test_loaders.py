@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -104,10 +103,41 @@ def test_bins_stay_few_whatever_the_span() -> None:
     assert data.bin_width(times.head(10), 120) == "1min"
 
 
-def test_feature_entries_as_the_monitor_records_them_or_bare_scores() -> None:
-    recorded = {"score": 0.31, "method": "wasserstein", "threshold": 0.1, "drifted": True}
-    assert data._score(recorded) == pytest.approx(0.31)
-    assert data._drifted(recorded) == 1.0
-    assert data._score(0.2) == pytest.approx(0.2)
-    assert math.isnan(data._drifted(0.2))
-    assert math.isnan(data._score({"method": "psi"}))
+def test_heatmap_cells_from_recorded_entries_and_bare_scores(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from loopline.tracking import Store
+
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    store = Store(url).migrate()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    entries = [
+        {"a": {"score": 0.3, "method": "wasserstein", "threshold": 0.1, "drifted": True}},
+        {"a": {"score": 0.1, "method": "wasserstein", "threshold": 0.1, "drifted": False}},
+        {"a": 0.5},  # an older monitor's bare score: no drifted flag
+    ]
+    for index, scores in enumerate(entries):
+        store.record_window(
+            computed_at=start,
+            model_name="m",
+            model_version="m:1",
+            window_start=start + timedelta(minutes=index),
+            window_end=start + timedelta(minutes=index + 1),
+            rows=10,
+            drift_share=0.0,
+            drifted_features=0,
+            feature_scores=scores,
+            prediction_drift=None,
+            n_labels=0,
+            accuracy=None,
+            roc_auc=None,
+            report_html=None,
+            report_json=None,
+            events=[],
+        )
+    store.close()
+    cells = data.feature_drift(url, "m", "all", max_bins=1)
+    [cell] = cells.to_dict("records")
+    assert cell["feature"] == "a"
+    assert cell["score"] == pytest.approx(0.3)  # (0.3 + 0.1 + 0.5) / 3
+    assert cell["drifted"] == pytest.approx(0.5)  # one of the two flagged windows

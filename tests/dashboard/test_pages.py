@@ -103,7 +103,8 @@ def test_drift_history_heatmap_accuracy_and_report(on_seeded: Seeded, dashboard:
     assert len(chart_data(share)) <= 120  # 10,000 windows binned for the browser
     cells = chart_data(heatmap)
     assert set(cells["feature"]) == set(FEATURES)
-    assert cells["drifted"].between(0, 1).all() and cells["drifted"].iloc[-12:].mean() > 0.5
+    assert cells["drifted"].between(0, 1).all()
+    assert cells[cells["bin"] == cells["bin"].max()]["drifted"].mean() > 0.5  # drifting lately
     assert "promotion" in str(share)  # promotions and retrains are marked on the chart
     versions = set(
         chart_data(accuracy["vconcat"][0] | {"_datasets": accuracy["_datasets"]})["model_version"]
