@@ -37,8 +37,17 @@ def customers(paths: Any) -> list[int]:
     return sorted(pd.read_parquet(paths.ingested)["customer_id"].unique().tolist())[:5]
 
 
+def serving_now(paths: Any, params: Any, built: dict[str, Any]) -> str:
+    """What should serve: the registry's production version (other tests promote), else
+    the model the server was started with."""
+    from loopline import promotion
+
+    production = promotion.open_registry(paths).production(params.serving.model_name)
+    return production.version if production else built["package"]["model"]
+
+
 def test_single_prediction(
-    client: httpx.Client, customers: list[int], built: dict[str, Any]
+    client: httpx.Client, customers: list[int], built: dict[str, Any], paths: Any, params: Any
 ) -> None:
     response = client.post("/predict", json={"customer_id": customers[0]})
     assert response.status_code == 200, response.text
@@ -47,7 +56,7 @@ def test_single_prediction(
     assert prediction["customer_id"] == customers[0]
     assert 0.0 <= prediction["probability"] <= 1.0
     assert prediction["label"] in (0, 1)
-    assert prediction["model_version"] == built["package"]["model"]
+    assert prediction["model_version"] == serving_now(paths, params, built)
     assert prediction["arm"] == "champion"
     assert len(prediction["request_id"]) == 32
 
@@ -65,7 +74,7 @@ def test_same_answer_as_the_model_in_process(
 ) -> None:
     from loopline import features, packaging
 
-    model, _ = packaging.load_model(built["package"]["model"])
+    model, _ = packaging.load_model(serving_now(paths, params, built))
     values = features.online_features(
         features.feature_store(paths), params.features.service, "customer_id", customers[:1]
     )
