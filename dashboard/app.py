@@ -12,7 +12,6 @@ from loopline import dashboard_data as data
 from loopline.users import UserStoreError, user_store
 
 st.set_page_config(page_title="Loopline", page_icon=":material/all_inclusive:", layout="wide")
-data.warm_up()
 
 
 def login() -> None:
@@ -51,6 +50,7 @@ PAGES = [
 ]
 
 try:
+    data.warm_up(data.paths().registry_url, prefect=data.prefect_api() is not None)
     user = data.current_user()
 except (FileNotFoundError, UserStoreError) as exc:
     st.error(str(exc))

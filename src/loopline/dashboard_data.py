@@ -85,23 +85,34 @@ WARM_IMPORTS = (
     "loopline.lineage",
     "loopline.serving.predlog_read",
 )
+PREFECT_IMPORTS = ("prefect.client.orchestration", "prefect.client.schemas.filters")
 
 
 @st.cache_resource(show_spinner=False)
-def warm_up() -> threading.Thread:
-    """Import what the pages need in the background, once per server process.
+def warm_up(registry_url: str, prefect: bool) -> threading.Thread:
+    """Pay the slow imports and the registry migration in the background, once per server.
 
-    A cold import of pandas, Altair, SQLAlchemy and scikit-learn costs seconds; paid while
-    the first user is still typing a password, no page has to pay it.
+    Cold imports of pandas, Altair, SQLAlchemy, scikit-learn (and Prefect's client, when
+    a Prefect API is set) cost seconds; paid while the first user is still typing a
+    password, no page has to pay them.
     """
     import importlib
 
+    modules = WARM_IMPORTS + (PREFECT_IMPORTS if prefect else ())
+
     def imports() -> None:
-        for module in WARM_IMPORTS:
+        for module in modules:
             try:
                 importlib.import_module(module)
             except Exception:  # a page importing it will report the real error
                 continue
+        try:
+            from loopline.registry import Registry
+
+            with Registry(registry_url) as warmed:  # the migration, if one is due
+                warmed.upgrade()
+        except Exception:  # the pages report an unreachable registry themselves
+            return
 
     thread = threading.Thread(target=imports, name="dashboard-warm-up", daemon=True)
     thread.start()

@@ -51,6 +51,14 @@ def fresh_version(params: Any, paths: Any) -> str:
     return str(steps.package_step(params, paths, None)["model"])
 
 
+def promote_now(params: Any, paths: Any, version: str, reason: str) -> None:
+    """Promote through the gates, approving at once if the policy asks for an approver."""
+    outcome = promotion.promote(params, paths, version, actor=ACTOR, reason=reason)
+    if outcome.waiting_for is not None:
+        promotion.approve(paths, version, actor=outcome.waiting_for, reason=reason)
+    assert promotion.open_registry(paths).get(version).stage == "production"
+
+
 def known_customers(paths: Any, entity: str, count: int) -> list[int]:
     ids = pd.read_parquet(paths.ingested, columns=[entity])[entity].unique().tolist()
     return [int(i) for i in sorted(ids)[:count]]
@@ -122,8 +130,7 @@ def registry_url(built: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 def versions(registry_url: str, params: Any, paths: Any) -> dict[str, str]:
     """A is promoted through the gates; B waits as a candidate."""
     a, b = fresh_version(params, paths), fresh_version(params, paths)
-    outcome = promotion.promote(params, paths, a, actor=ACTOR, reason="rollout champion A")
-    assert outcome.version.stage == "production"
+    promote_now(params, paths, a, "rollout champion A")
     return {"A": a, "B": b}
 
 
@@ -297,11 +304,7 @@ def test_promotion_and_rollback_are_picked_up_without_restart(
 ) -> None:
     route(live, params, paths, "canary", 0.3, challenger=versions["B"])
 
-    def promote_b() -> None:
-        outcome = promotion.promote(params, paths, versions["B"], actor=ACTOR, reason="B wins")
-        assert outcome.version.stage == "production"
-
-    table, _ = live.apply("promote B", promote_b)
+    table, _ = live.apply("promote B", lambda: promote_now(params, paths, versions["B"], "B wins"))
     # B left staging, so it is no longer the challenger: the champion answers alone.
     assert table["champion"] == versions["B"] and table["challenger"] is None
     assert {live.predict(c)["model_version"] for c in customers[:20]} == {versions["B"]}
