@@ -65,7 +65,9 @@ class ChurnService:
         from loopline.settings import activate
 
         # One thread per predict: for one-row requests, thread pools cost far more than
-        # they save (HistGradientBoosting: ~6 ms vs 150+ ms on a busy 2-core machine).
+        # they save (HistGradientBoosting: ~6 ms vs 150+ ms on a busy 2-core machine). This
+        # reaches this thread only; request threads get it from OMP_NUM_THREADS=1, which
+        # BentoML's workers and `loopline serve`/`make up` set.
         threadpool_limits(1)
         paths = activate()
         params = load_params(paths.params_file)
@@ -253,6 +255,8 @@ class ChurnService:
             self.registry.set_policy(
                 self.model_name, policy, challenger_share, actor=f"key:{key.name}", reason=reason
             )
+        except LookupError as exc:  # no version of this model registered yet
+            raise NotFound(str(exc)) from exc
         except ValueError as exc:  # the registry's own validation errors are client errors
             raise InvalidArgument(str(exc)) from exc
         self.watcher.refresh()

@@ -257,7 +257,7 @@ def choose_rate(capacity: float) -> float:
     forced = os.environ.get("LOOPLINE_ZERO_DOWNTIME_RATE")
     if forced:
         return float(forced)
-    return max(MIN_RATE, min(TARGET_RATE, 5 * int(HEADROOM * capacity / 5)))
+    return max(MIN_RATE, min(TARGET_RATE, 5.0 * int(HEADROOM * capacity / 5)))
 
 
 def summarize(result: LoadResult, rate: float, capacity: float) -> dict[str, Any]:
