@@ -76,8 +76,7 @@ class ChurnService:
         self.model_name = params.serving.model_name
         self.store = features.feature_store(paths)
         self.feature_service = self.store.get_feature_service(params.features.service)
-        stored = {f.name for view in self.store.list_feature_views() for f in view.features}
-        self.stored_features = stored
+        self.stored_features = features.stored_feature_names(self.store)
         self.registry = Registry(paths.registry_url)
         self.registry.upgrade()
         self.metrics = metrics.ServingMetrics()

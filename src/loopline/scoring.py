@@ -43,7 +43,7 @@ def score_file(
     model = joblib.load(packaging.stored_files(champion.version)[0])
     store = features.feature_store(paths)
     values = pd.DataFrame(features.online_features(store, params.features.service, entity, ids))
-    stored = {f.name for view in store.list_feature_views() for f in view.features}
+    stored = features.stored_feature_names(store)
     known = values[[c for c in model.feature_names_in_ if c in stored]].notna().any(axis=1)
     scores = pd.Series(float("nan"), index=values.index)
     if known.any():
