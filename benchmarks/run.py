@@ -4,7 +4,12 @@ One run measures, in order:
 
 1. a cold ``loopline demo`` on a fresh copy, split into stages;
 2. serving latency and throughput over HTTP, beside the in-process lookup and predict;
-3. point-in-time retrieval of 100k and 1M entity rows, Feast beside plain DuckDB.
+3. serving under the rollout policies (single, canary, shadow) on the demo's copy, beside a
+   bare FastAPI app doing the same per-request work;
+4. point-in-time retrieval of 100k and 1M entity rows, Feast beside plain DuckDB;
+5. drift detection quality against the generator's known truth, and the time of a
+   1M-row x 20-column window, sampled and in full;
+6. dashboard page render times (cold and warm caches) on a seeded state.
 
 Every measuring step runs in its own process against the copy (its own state folder,
 never the repository's ``.loopline/``); this process only orchestrates, watches machine
@@ -28,8 +33,29 @@ from machine import LoadMonitor, machine_info
 from project import REPO, make_project, run_script
 from report import render
 
-FULL = {"calls": 1000, "warmup": 100, "clients": 8, "load": 2000, "customers": 24_000}
-QUICK = {"calls": 200, "warmup": 20, "clients": 8, "load": 400, "customers": 2_000}
+FULL: dict[str, Any] = {
+    "calls": 1000,
+    "warmup": 100,
+    "clients": 8,
+    "load": 2000,
+    "customers": 24_000,
+    "rollout_requests": 600,
+    "rollout_warmup": 50,
+    "rollout_concurrency": [1, 8, 32],
+    "dashboard_repeats": 5,
+}
+QUICK: dict[str, Any] = {
+    "calls": 200,
+    "warmup": 20,
+    "clients": 8,
+    "load": 400,
+    "customers": 2_000,
+    "rollout_requests": 100,
+    "rollout_warmup": 10,
+    "rollout_concurrency": [1, 8, 32],
+    "dashboard_repeats": 2,
+}
+STEPS = 6
 
 
 def main() -> int:
@@ -72,12 +98,12 @@ def main() -> int:
             results["demo"] = None
         else:
             monitor.mark("cold demo")
-            say("1/3 cold `loopline demo` on a fresh project copy")
+            say(f"1/{STEPS} cold `loopline demo` on a fresh project copy")
             demo_project = make_project(root / "demo")
             results["demo"] = run_demo(demo_project, logs / "demo.log")
 
         monitor.mark("serving")
-        say("2/3 serving: in-process baselines, then HTTP (sequential and concurrent)")
+        say(f"2/{STEPS} serving: in-process baselines, then HTTP (sequential and concurrent)")
         serving_args = ["--calls", str(knobs["calls"]), "--warmup", str(knobs["warmup"])]
         serving_args += ["--clients", str(knobs["clients"]), "--load-requests", str(knobs["load"])]
         out = root / "serving.json"
@@ -85,8 +111,19 @@ def main() -> int:
         run_script("serving.py", serving_args, demo_project, logs / "serving.log", 900)
         results["serving"] = read_result(out)
 
+        monitor.mark("serving rollouts")
+        say(f"3/{STEPS} serving under rollout policies, beside a bare FastAPI app")
+        # On the demo's copy: it needs the trained, registered model. The script serves
+        # from a private copy of two registry records, so the copy's registry is unchanged.
+        out = root / "serving_rollouts.json"
+        rollouts = ["--requests", str(knobs["rollout_requests"])]
+        rollouts += ["--warmup", str(knobs["rollout_warmup"])]
+        rollouts += ["--concurrency", *map(str, knobs["rollout_concurrency"]), "--out", str(out)]
+        run_script("serving_rollouts.py", rollouts, demo_project, logs / "rollouts.log", 2400)
+        results["serving_rollouts"] = read_result(out)
+
         monitor.mark("point-in-time: prepare")
-        say("3/3 point-in-time retrieval: generating feature sources and entity frames")
+        say(f"4/{STEPS} point-in-time retrieval: generating feature sources and entity frames")
         pit_project = make_project(root / "pit")
         work = root / "pit-work"
         prepare = ["prepare", "--work", str(work), "--out", str(work / "prepare.json")]
@@ -110,6 +147,23 @@ def main() -> int:
             # Outputs of 1M rows are large; the verdict is all that is kept.
             for stale in work.glob(f"out_*_{size}.parquet"):
                 stale.unlink()
+
+        monitor.mark("drift quality")
+        say(f"5/{STEPS} drift detection quality, then a 1M-row window (sampled and in full)")
+        drift_project = make_project(root / "drift")
+        out = root / "drift_quality.json"
+        drift = ["--out", str(out), *(["--quick"] if args.quick else [])]
+        run_script("drift_quality.py", drift, drift_project, logs / "drift.log", 3600)
+        results["drift"] = read_result(out)
+
+        monitor.mark("dashboard")
+        say(f"6/{STEPS} dashboard: seeding a state, then rendering every page")
+        dashboard_project = make_project(root / "dashboard")
+        out = root / "dashboard.json"
+        dashboard = ["--project", str(dashboard_project), "--out", str(out)]
+        dashboard += ["--repeats", str(knobs["dashboard_repeats"])]
+        run_script("dashboard.py", dashboard, dashboard_project, logs / "dashboard.log", 1800)
+        results["dashboard"] = read_result(out) | {"repeats": knobs["dashboard_repeats"]}
         ok = True
     finally:
         monitor.stop()
