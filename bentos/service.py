@@ -12,7 +12,6 @@ import os
 import random
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -46,7 +45,14 @@ class FeedbackResponse(BaseModel):
     request_id: str | None
 
 
-@bentoml.service(name="loopline", traffic={"timeout": 30})
+# Sync APIs run on a pool of this many threads per worker (BentoML's default is 1, which
+# queues every request behind the one in flight). The Feast lookup, the SQLite reads and
+# numpy release the GIL, so a few threads overlap well; the prediction log, metrics and the
+# routing table are safe to share between them.
+THREADS = int(os.environ.get("LOOPLINE_SERVING_THREADS", "4"))
+
+
+@bentoml.service(name="loopline", threads=THREADS, traffic={"timeout": 30})
 class ChurnService:
     """Churn probability for customers, from the same feature service training used."""
 
@@ -61,6 +67,7 @@ class ChurnService:
         from loopline.registry import Registry
         from loopline.serving import metrics
         from loopline.serving.predlog import FeedbackLog, PredictionLog
+        from loopline.serving.shadow import ShadowScorer
         from loopline.serving.watcher import ModelCache, RegistryWatcher
         from loopline.settings import activate
 
@@ -82,7 +89,7 @@ class ChurnService:
         self.metrics = metrics.ServingMetrics()
         self.predictions = PredictionLog(paths.serving_log).start()
         self.feedback_log = FeedbackLog(paths.serving_log).start()
-        self.shadow_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
+        self.shadow = ShadowScorer(self._log_shadow).start()
         self.cache = ModelCache(lambda version: _load(packaging, version))
         self.table: Any = None
         self.watcher = RegistryWatcher(
@@ -116,7 +123,7 @@ class ChurnService:
     @bentoml.on_shutdown
     def _close(self) -> None:
         self.watcher.stop()
-        self.shadow_pool.shutdown(wait=True)
+        self.shadow.close()
         self.predictions.close()
         self.feedback_log.close()
 
@@ -130,6 +137,7 @@ class ChurnService:
     ) -> PredictResponse:
         """Churn probability for one ``customer_id`` or a list of ``customer_ids``."""
         from loopline.serving.router import choose_arm, shadowed
+        from loopline.serving.shadow import ShadowRequest
 
         started = time.perf_counter()
         if (customer_id is None) == (customer_ids is None):
@@ -172,7 +180,7 @@ class ChurnService:
             )
             self.metrics.observe(arm.version, arms[n], scores[n], latency_ms / 1e3)
         if shadowed(table, random.random()):
-            self.shadow_pool.submit(self._shadow, table.challenger, request_id, now, ids, frame)
+            self.shadow.submit(ShadowRequest(table.challenger, request_id, now, ids, frame))
         return PredictResponse(predictions=predictions, request_id=request_id)
 
     def _log(
@@ -200,17 +208,23 @@ class ChurnService:
             features={k: v for k, v in features.items() if k != self.entity},
         )
 
-    def _shadow(self, arm: Any, request_id: str, at: datetime, ids: list[int], frame: Any) -> None:
-        # Off the response path: the caller already has the champion's answer.
-        started = time.perf_counter()
-        scores = arm.model.predict_proba(frame[arm.inputs])[:, 1]
-        latency_ms = 1e3 * (time.perf_counter() - started)
-        for n, i in enumerate(ids):
-            score = float(scores[n])
+    def _log_shadow(self, request: Any, scores: list[float], latency_ms: float) -> None:
+        # On the shadow thread: the caller already has the champion's answer.
+        version = request.arm.version
+        for n, (i, score) in enumerate(zip(request.ids, scores, strict=True)):
+            features = request.frame.iloc[n]
             self._log(
-                request_id, at, i, frame.iloc[n], arm.version, "challenger", score, latency_ms, True
+                request.request_id,
+                request.at,
+                i,
+                features,
+                version,
+                "challenger",
+                score,
+                latency_ms,
+                True,
             )
-            self.metrics.observe(arm.version, "shadow", score, latency_ms / 1e3)
+            self.metrics.observe(version, "shadow", score, latency_ms / 1e3)
 
     @bentoml.api(route="/feedback")
     def feedback(
