@@ -108,6 +108,8 @@ class MonitoringParams(_Strict):
     interval_minutes: float = Field(default=10, gt=0)
     window_minutes: float = Field(default=60, gt=0)
     drift_share_threshold: float = Field(default=0.1, gt=0, le=1)
+    # A feature drifts when its test's distance passes this (Evidently's default: 0.1).
+    feature_drift_threshold: float | None = Field(default=None, gt=0, le=1)
     min_window_rows: int = Field(default=500, ge=1)
     accuracy_drop: float = Field(default=0.05, ge=0, le=1)
     min_labels: int = Field(default=200, ge=1)

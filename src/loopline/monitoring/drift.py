@@ -94,6 +94,7 @@ def compare_window(
     max_rows: int = MAX_ROWS,
     seed: int = 0,
     report_dir: Path | None = None,
+    feature_threshold: float | None = None,
 ) -> WindowResult:
     """Compare ``current`` with ``reference``: per-feature drift, prediction drift, quality.
 
@@ -101,6 +102,8 @@ def compare_window(
     tests; missing shares and label metrics use every row of the window. Prediction drift
     needs ``score_column`` in both frames (see :func:`scored_reference`). With
     ``report_dir``, Evidently's HTML and JSON report of the same comparison are written there.
+    ``feature_threshold`` replaces the drift tests' default thresholds (0.1 for the
+    Wasserstein and Jensen-Shannon distances Evidently picks for windows this size).
 
     Raises:
         ValueError: a frame is empty or lacks a feature, label or prediction column.
@@ -119,8 +122,10 @@ def compare_window(
     # million rows of the compared ones.
     ref = _prepared(_sample(reference, max_rows, rng)[[*features, *score]], [*numeric, *score])
     cur = _prepared(_sample(current, max_rows, rng)[[*features, *score]], [*numeric, *score])
-    scores = {c: column_drift(ref[c], cur[c], "numeric") for c in numeric}
-    scores |= {c: column_drift(ref[c], cur[c], "categorical") for c in categorical}
+    scores = {c: column_drift(ref[c], cur[c], "numeric", feature_threshold) for c in numeric}
+    scores |= {
+        c: column_drift(ref[c], cur[c], "categorical", feature_threshold) for c in categorical
+    }
     drifted = sum(1 for s in scores.values() if s["drifted"])
     prediction = column_drift(ref[score[0]], cur[score[0]], "numeric") if score else None
 
@@ -152,7 +157,9 @@ def compare_window(
     )
 
 
-def column_drift(reference: pd.Series, current: pd.Series, kind: Kind) -> FeatureScore:
+def column_drift(
+    reference: pd.Series, current: pd.Series, kind: Kind, threshold: float | None = None
+) -> FeatureScore:
     """One column's drift with the test Evidently's ``ValueDrift`` would pick for it."""
     from evidently.legacy.calculations.stattests.registry import get_stattest
     from evidently.legacy.core import ColumnType
@@ -162,7 +169,7 @@ def column_drift(reference: pd.Series, current: pd.Series, kind: Kind) -> Featur
         return {"score": None, "method": NO_VALUES, "threshold": None, "drifted": True}
     column_type = ColumnType.Numerical if kind == "numeric" else ColumnType.Categorical
     test = get_stattest(ref, cur, column_type, None)
-    result = test(ref, cur, column_type, None)
+    result = test(ref, cur, column_type, threshold)
     return {
         "score": float(result.drift_score),
         "method": test.display_name,

@@ -85,6 +85,7 @@ def monitor_window(
         label_column="actual",
         prediction_column="label",
         report_dir=paths.reports / f"{now:%Y%m%dT%H%M%S}",
+        feature_threshold=params.monitoring.feature_drift_threshold,
     )
     store = Store(paths.registry_url).migrate()
     decision = decide(
@@ -117,7 +118,12 @@ def monitor_window(
         # two retrains racing for the same rollout help nobody. The payload names them all.
         evidence = {**_evidence(summary), "events": list(decision.events)}
         emit(decision.events[0], name, evidence | {"reasons": list(decision.reasons)})
-    return {**summary, "reasons": list(decision.reasons), "too_small": decision.too_small}
+    return {
+        **summary,
+        "drifted": list(result.drifted),
+        "reasons": list(decision.reasons),
+        "too_small": decision.too_small,
+    }
 
 
 def compact_logs(paths: Paths, now: datetime | None = None) -> list[str]:
