@@ -34,10 +34,12 @@ def monitor(minutes: float | None = None, root: str | None = None) -> dict[str, 
 
 
 @flow(name="retrain")
-def retrain(reason: str = "scheduled retrain", root: str | None = None) -> dict[str, Any]:
+def retrain(
+    reason: str = "scheduled retrain", actor: str = LOOP_ACTOR, root: str | None = None
+) -> dict[str, Any]:
     """Latest data version → train → gates → the new model starts as a canary or shadow."""
     params, paths = project(root)
-    return loop.retrain(params, paths, actor=LOOP_ACTOR, reason=reason)
+    return loop.retrain(params, paths, actor=actor, reason=reason)
 
 
 @flow(name="review-rollout")

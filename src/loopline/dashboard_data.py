@@ -53,7 +53,7 @@ DEPLOYMENTS = {
     "approve": "approve/loopline",
     "traffic": "traffic/loopline",
     "rollback": "rollback/loopline",
-    "retrain": "lifecycle/loopline",
+    "retrain": "retrain/loopline",
 }
 
 
@@ -807,8 +807,7 @@ def start_action(user: User, action: str, reason: str, **parameters: Any) -> Sta
     down = prefect_up(api)
     if down is not None:
         raise ActionUnavailable(f"Prefect is not answering at {api}: {down}")
-    if action != "retrain":
-        parameters = {**parameters, "actor": user.name, "reason": reason}
+    parameters = {**parameters, "actor": user.name, "reason": reason}
     deployment = DEPLOYMENTS[action]
     run = _run_deployment(api, deployment, parameters, tags=["dashboard", f"actor:{user.name}"])
     started = StartedAction(

@@ -26,11 +26,11 @@ def prefect_api(prefect_harness: None) -> str:
     """The test server's API, with every action's deployment registered on it."""
     from prefect.settings import PREFECT_API_URL
 
-    from flows.lifecycle import lifecycle
+    from flows.monitor import retrain
     from flows.promote import approve, promote, rollback
     from flows.traffic import traffic
 
-    for flow in (promote, approve, rollback, traffic, lifecycle):
+    for flow in (promote, approve, rollback, traffic, retrain):
         flow.to_deployment("loopline").apply()
     return str(PREFECT_API_URL.value())
 
@@ -113,7 +113,11 @@ def test_rollout_retrain_and_rollback_pass_their_parameters(
         "actor": "olivia",
         "reason": "latency regression",
     }
-    assert retrain.deployment == "lifecycle/loopline"
+    assert retrain.deployment == "retrain/loopline"
+    assert flow_run(prefect_api, retrain.flow_run_id).parameters == {
+        "actor": "olivia",
+        "reason": "new data arrived",
+    }
     assert "actor:olivia" in flow_run(prefect_api, retrain.flow_run_id).tags
     assert retrain.reason == "new data arrived"
 
