@@ -17,7 +17,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(LOOPLINE_HOME)/tools/bin/uv)
 
 help:
 	@echo "make up     set up, bootstrap on first run, start the platform (Ctrl-C stops it)"
-	@echo "make demo   one scripted run of the whole loop, ending in a served prediction"
+	@echo "make demo   the loop once, a served prediction, then the drift story: detect, retrain, canary"
 	@echo "make test   set up and run the whole test suite"
 	@echo "make bench  measure and write docs/benchmarks.md"
 	@echo "make lint   ruff and mypy"
@@ -36,7 +36,7 @@ up: setup
 	loopline up $(ARGS)
 
 demo: setup
-	loopline demo
+	loopline demo --story
 
 # PostgreSQL (for the registry tests) and Chromium (for the browser tests).
 services:

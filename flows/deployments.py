@@ -42,14 +42,19 @@ def monitoring_deployments(params: Any) -> list[Any]:
     return list(build(params, DEPLOYMENT))
 
 
-def serve_all() -> None:
-    """Run every deployment in this process until interrupted (``loopline deployments``)."""
+def serve_all(only: list[str] | None = None) -> None:
+    """Run every deployment (or those of the flows named in ``only``) in this process until
+    interrupted (``loopline deployments``)."""
     from prefect import serve
 
     from flows.common import project
 
     params, _ = project(None)
-    serve(*deployments(params), print_starting_message=True)
+    chosen = [d for d in deployments(params) if not only or d.flow_name in only]
+    if not chosen:
+        known = sorted(d.flow_name for d in deployments(params))
+        raise ValueError(f"no deployment of flows {only}; known flows: {', '.join(known)}")
+    serve(*chosen, print_starting_message=True)
 
 
 if __name__ == "__main__":

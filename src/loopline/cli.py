@@ -206,12 +206,19 @@ def monitor(
 
 
 @app.command()
-def deployments() -> None:
+def deployments(
+    only: Annotated[
+        list[str] | None, typer.Option(help="Serve only this flow's deployment (repeatable)")
+    ] = None,
+) -> None:
     """Serve every Prefect deployment (schedules, event triggers, actions) until Ctrl-C."""
     _context()
     from flows.deployments import serve_all
 
-    serve_all()
+    try:
+        serve_all(only)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--only") from exc
 
 
 @app.command()
@@ -227,12 +234,18 @@ def up(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    story: Annotated[
+        bool, typer.Option(help="Then replay drift: detect → retrain → canary → verdict")
+    ] = False,
+) -> None:
     """One finite tour: the loop once, then a prediction over HTTP, then a summary."""
     from loopline import platform
 
     params, paths = _context()
     platform.demo(params, paths)
+    if story:
+        platform.tell_story(params, paths)
 
 
 @app.command()

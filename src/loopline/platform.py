@@ -327,6 +327,41 @@ def demo(params: Params, paths: Paths) -> dict[str, Any]:
     return summary
 
 
+def tell_story(params: Params, paths: Paths) -> dict[str, Any]:
+    """The drift story (``loopline demo --story``): its own Prefect server, the ``retrain``
+    deployment with its event trigger, and the service, for as long as the story lasts."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from loopline import story
+
+    typer.echo("\nThe drift story: starting Prefect, the retrain deployment and the service ...")
+    prefect = start_prefect(paths, free_port())
+    with running(prefect):
+        wait_ready(prefect, "/api/health", timeout=240)
+        api = prefect.url + "/api"
+        runner = start(
+            "retrain-runner",
+            [_bin("loopline"), "deployments", "--only", "retrain"],
+            "",
+            paths,
+            {"PREFECT_API_URL": api},
+        )
+        serving = start_serving(paths, free_port())
+        with running(runner, serving), temporary_settings(updates={PREFECT_API_URL: api}):
+            wait_ready(serving, "/readyz")
+            typer.echo(f"  Prefect UI {prefect.url} (flow runs and events while the story runs)")
+            record = story.tell(
+                params,
+                paths,
+                serving_url=serving.url,
+                client_key=dev_keys(paths)["client"],
+                api_url=api,
+                say=typer.echo,
+            )
+    typer.echo(story.timeline(record))
+    return record
+
+
 def serve_forever(params: Params, paths: Paths, *, port: int, model_tag: str | None) -> None:
     service = start_serving(paths, port, model_tag)
     with running(service):

@@ -31,15 +31,19 @@ class SimulationStats:
     versions: dict[str, int] = field(default_factory=dict)
 
 
-def replay_frame(params: Params, extra_days: int, drift_day: int | None) -> pd.DataFrame:
-    """The generator's dataset extended past the bootstrap range (same seed: same history)."""
+def world(params: Params, days: int, drift_day: int | None = None) -> pd.DataFrame:
+    """The generator's world as known after ``days`` days (same seed: the same history).
+
+    Labels are only known ``label_delay_days`` after their snapshot, so the last days of
+    the frame carry none, exactly as a batch delivered on that day would.
+    """
     from loopline.data.generate import Scenario, generate
 
     g = params.generator
     return generate(
         Scenario(
             customers=g.customers,
-            days=g.days + extra_days + params.dataset.label_delay_days,
+            days=days,
             seed=g.seed,
             start_date=g.start_date,
             label_delay_days=params.dataset.label_delay_days,
@@ -55,6 +59,11 @@ def push_day(store: Any, views: list[Any], day: pd.DataFrame, entity: str, stamp
         store.write_to_online_store(view.name, day[columns])
 
 
+def replay_frame(params: Params, last_day: int, drift_day: int | None) -> pd.DataFrame:
+    """Every snapshot up to ``last_day`` with its eventual label (the simulator's truth)."""
+    return world(params, last_day + 1 + params.dataset.label_delay_days, drift_day)
+
+
 def simulate(
     params: Params,
     paths: Paths,
@@ -67,23 +76,27 @@ def simulate(
     feedback_delay_days: int | None = None,
     drift_day: int | None = None,
     max_seconds: float | None = None,
+    start_day: int | None = None,
+    pending: deque[tuple[int, list[dict[str, Any]]]] | None = None,
 ) -> SimulationStats:
-    """Replay ``days`` days at ``rate`` requests/s; bounded in count and time."""
+    """Replay ``days`` days from ``start_day`` (default: the day after the generated data)
+    at ``rate`` requests/s; bounded in count and time. Labels not yet due stay in
+    ``pending`` (pass the same deque to the next call to deliver them on time)."""
     from loopline import features
 
     entity, stamp, label = params.dataset.entity, params.dataset.timestamp, params.dataset.label
-    frame = replay_frame(params, days, drift_day)
+    first = params.generator.days if start_day is None else start_day
+    frame = replay_frame(params, first + days - 1, drift_day)
     start = frame[stamp].min()
     frame["day"] = (frame[stamp] - start).dt.days
     store = features.feature_store(paths)
     views = features.batch_views(paths)
     delay = params.dataset.label_delay_days if feedback_delay_days is None else feedback_delay_days
-    pending: deque[tuple[int, list[dict[str, Any]]]] = deque()
+    pending = deque() if pending is None else pending
     stats = SimulationStats()
     rng = np.random.default_rng(params.generator.seed)
     headers = {"Authorization": f"Bearer {key}"}
     deadline = time.monotonic() + (max_seconds or float("inf"))
-    first = params.generator.days
     with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
         for day in range(first, first + days):
             if time.monotonic() > deadline:

@@ -62,3 +62,15 @@ def test_pii_present_in_raw_data() -> None:
     frame = generate(scenario())
     assert frame["email"].str.contains("@").all()
     assert frame["name"].notna().all()
+
+
+def test_a_longer_world_keeps_the_shorter_ones_history() -> None:
+    """The simulator and the drift story deliver "the world as known on day d" by generating
+    d days: a later delivery must not rewrite what an earlier one said, only add labels."""
+    short, long = generate(scenario(days=30, drift_day=35)), generate(scenario(drift_day=35))
+    prefix = long[long["event_timestamp"] < short["event_timestamp"].max() + pd.Timedelta(days=1)]
+    prefix = prefix.reset_index(drop=True)
+    pd.testing.assert_frame_equal(short.drop(columns="churned"), prefix.drop(columns="churned"))
+    known = short["churned"].notna()
+    assert known.any() and not known.all()
+    assert (short["churned"][known] == prefix["churned"][known]).all()
