@@ -3,10 +3,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,19 +50,6 @@ def loop_config(project: Path, params: Any) -> Iterator[None]:
     file.write_text(original)
 
 
-def monitor_cli(api: str, minutes: float) -> dict[str, Any]:
-    """``loopline monitor`` in its own process, talking to the test's Prefect server."""
-    result = subprocess.run(
-        ["loopline", "monitor", "--minutes", str(minutes)],
-        env={**os.environ, "PREFECT_API_URL": api},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return dict(json.loads(result.stdout[result.stdout.index("{") :]))
-
-
 @pytest.fixture(scope="module")
 def api(paths: Any, loop_config: None) -> Iterator[str]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -82,18 +65,9 @@ def api(paths: Any, loop_config: None) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def retrain_trigger(api: str, paths: Any) -> Iterator[None]:
     """Only the retrain deployment, with its event trigger, served by a real runner."""
-    code = (
-        "from prefect import serve\n"
-        "from flows.common import project\n"
-        "from flows.monitor import monitoring_deployments\n"
-        "params, _ = project(None)\n"
-        "every = monitoring_deployments(params, 'loopline')\n"
-        "wanted = [d for d in every if d.flow_name == 'retrain']\n"
-        "serve(*wanted)\n"
-    )
     runner = platform.start(
         "retrain-runner",
-        [sys.executable, "-c", code],
+        ["loopline", "deployments", "--only", "retrain"],
         "",
         paths,
         {"PREFECT_API_URL": api},
@@ -133,55 +107,52 @@ def replay(params: Any, paths: Any, serving: tuple[str, str], days: int) -> Any:
     )
 
 
-def wait_for_retrain(api: str, since: float, timeout: float = 420) -> Any:
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+@pytest.fixture
+def restore_data(params: Any, paths: Any, project: Path) -> Iterator[None]:
+    """The story delivers new data versions; later tests expect the bootstrap one back."""
+    from loopline import steps
 
-    deadline = time.monotonic() + timeout
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            runs = client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=["retrain"]))
-            )
-            done = [r for r in runs if r.state and r.state.is_final()]
-            if done:
-                return next((r for r in done if r.state.is_completed()), done[0])
-            time.sleep(3)
-    raise AssertionError("no retrain flow run finished after the event")
+    yield
+    steps.accept_step(params, paths, project / params.dataset.source)
+    steps.prepare_step(params, paths)
 
 
-def test_drift_detected_retrained_and_rolled_out(
-    built: dict[str, Any],
+def test_drift_story_detects_retrains_and_promotes(
     params: Any,
     paths: Any,
     api: str,
     retrain_trigger: None,
     serving: tuple[str, str],
+    restore_data: None,
 ) -> None:
+    """Healthy days, then the price change at ``drift_day``: the monitor's event reaches the
+    retrain deployment's trigger, the retrained model starts as a canary and wins live."""
+    from loopline import story
+
     small = loop_params(params)
-    stats = replay(small, paths, serving, days=6)  # every replayed day is after the drift day
-    assert stats.predictions > 500 and stats.errors == 0
-    time.sleep(2)  # the service flushes its prediction log every second
-    started = time.monotonic()
-    window = monitor_cli(api, minutes=30)
-    assert window["rows"] >= 500
-    assert window["events"], window["reasons"]
-    assert loop.DRIFT in window["events"] or loop.DEGRADED in window["events"]
-    run = wait_for_retrain(api, started)
-    assert run.state.is_completed(), run.state
-    assert run.parameters["reason"] in (loop.DRIFT, loop.DEGRADED)
+    url, key = serving
+    pace = story.Pace(seconds_per_day=0.3, rate=150, canary_days=45)
+    record = story.tell(
+        small, paths, serving_url=url, client_key=key, api_url=api, pace=pace, say=print
+    )
+    healthy, drifted = record["windows"][0], record["windows"][-1]
+    assert healthy["events"] == [] and healthy["rows"] >= small.monitoring.min_window_rows
+    assert loop.DRIFT in drifted["events"], drifted
 
+    # The registry's history tells the same story, in order, with the evidence.
+    history = record["history"]
+    actions = [(e["action"], e["actor"]) for e in history]
+    registered = next(e for e in history if e["action"] == "register")
+    rolled_out = next(e for e in history if e["action"] == "policy_set")
+    assert rolled_out["actor"] == "automation" and loop.DRIFT in rolled_out["reason"], actions
+    assert record["review"]["decision"] == "promoted", record["review"]
+    promoted = [
+        e for e in history if e["action"] == "transition" and e["version"] == registered["version"]
+    ]
+    assert promoted and "rollout won: live roc_auc" in promoted[-1]["reason"], actions
+    assert history.index(registered) < history.index(rolled_out) < history.index(promoted[-1])
     registry = promotion.open_registry(paths)
-    challenger = registry.challenger(small.serving.model_name)
-    assert challenger is not None, registry.history()[-3:]
-    assert registry.policy(small.serving.model_name).kind == "canary"
-
-    replay(small, paths, serving, days=6)
-    time.sleep(2)
-    review = loop.review_rollout(small, paths, actor=ACTOR)
-    assert review["decision"] in ("promoted", "rolled_back"), review
-    final = registry.get(challenger.version)
-    assert final.stage == ("production" if review["decision"] == "promoted" else "archived")
+    assert registry.production(small.serving.model_name).version == registered["version"]
     assert registry.policy(small.serving.model_name).kind == "single"
     assert registry.verify() is None
 
