@@ -213,8 +213,16 @@ def lineage_record(params: Params, paths: Paths, flow_run_id: str | None) -> dic
     }
 
 
-def package_step(params: Params, paths: Paths, flow_run_id: str | None = None) -> dict[str, Any]:
-    """Save the selected model to the BentoML store with its lineage, and build a Bento."""
+def package_step(
+    params: Params,
+    paths: Paths,
+    flow_run_id: str | None = None,
+    *,
+    registered_by: str | None = None,
+    why: str | None = None,
+) -> dict[str, Any]:
+    """Save the selected model to the BentoML store with its lineage, and build a Bento;
+    register it as ``registered_by`` (default: :func:`actor`) with reason ``why``."""
     from loopline import packaging
     from loopline.registry import Registry
 
@@ -236,8 +244,8 @@ def package_step(params: Params, paths: Paths, flow_run_id: str | None = None) -
         tag,
         metrics=metrics["holdout"],
         lineage=lineage,
-        actor=actor(),
-        reason=f"trained by flow run {flow_run_id}" if flow_run_id else "trained",
+        actor=registered_by or actor(),
+        reason=why or (f"trained by flow run {flow_run_id}" if flow_run_id else "trained"),
     )
     result = {"model": tag, "bento": bento, "lineage": lineage, "metrics": metrics["holdout"]}
     _write_json(paths.artifacts / "package.json", result)

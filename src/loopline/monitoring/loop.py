@@ -161,7 +161,8 @@ def retrain(params: Params, paths: Paths, *, actor: str, reason: str) -> dict[st
     trained = steps.train_step(params, paths)
     evaluation = steps.evaluate_step(params, paths)
     steps.record_run(params, paths, trained, evaluation, None)
-    version = steps.package_step(params, paths, None)["model"]
+    packaged = steps.package_step(params, paths, registered_by=actor, why=f"retrained: {reason}")
+    version = packaged["model"]
     registry = promotion.open_registry(paths)
     report = promotion.check_gates(params, registry, registry.get(version))
     if not report.passed:
