@@ -165,7 +165,7 @@ def tell(
     day = g.days
     healthy = min(pace.healthy_days, g.drift_day - day)
     stats, minutes = replay(day, healthy)
-    minutes += 0.05  # the monitor's process starts a few seconds after the last request
+    minutes += 0.25  # the monitor's process starts seconds after the last request
     note(day, f"{stats.predictions} predictions over {healthy} healthy days, {stats.errors} errors")
     day += healthy
     window = monitor(api_url, minutes)
