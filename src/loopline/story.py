@@ -225,6 +225,10 @@ def tell(
     )
 
 
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 def _num(value: float | None) -> str:
     return "n/a" if value is None or value != value else f"{value:.3f}"
 
@@ -243,7 +247,8 @@ def _record(
     history = [e for e in registry.history(name) if e.seq > first_seq]
     store = Store(paths.registry_url).migrate()
     try:
-        windows = store.windows(name, since=since)
+        # By when they were computed: a window may reach back before the story started.
+        windows = [w for w in store.windows(name) if _aware(w["computed_at"]) >= since]
     finally:
         store.close()
     return {

@@ -108,13 +108,26 @@ def replay(params: Any, paths: Any, serving: tuple[str, str], days: int) -> Any:
 
 
 @pytest.fixture
-def restore_data(params: Any, paths: Any, project: Path) -> Iterator[None]:
-    """The story delivers new data versions; later tests expect the bootstrap one back."""
+def restore_data(params: Any, paths: Any, project: Path, tmp_path: Path) -> Iterator[None]:
+    """The story delivers new data versions, retrains on them and promotes the result; later
+    tests expect the bootstrap data, its features and artifacts, and its champion back."""
+    import shutil
+
     from loopline import steps
 
+    name = params.serving.model_name
+    before = promotion.open_registry(paths).production(name)
+    shutil.copytree(paths.artifacts, tmp_path / "artifacts")
     yield
     steps.accept_step(params, paths, project / params.dataset.source)
     steps.prepare_step(params, paths)
+    steps.features_step(params, paths)
+    shutil.rmtree(paths.artifacts)
+    shutil.copytree(tmp_path / "artifacts", paths.artifacts)
+    registry = promotion.open_registry(paths)
+    now = registry.production(name)
+    if before is not None and now is not None and now.version != before.version:
+        registry.rollback(name, actor=ACTOR, reason="restore the champion later tests expect")
 
 
 def test_drift_story_detects_retrains_and_promotes(
