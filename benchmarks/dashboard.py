@@ -28,14 +28,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-PAGES = {
-    "overview": "pages/overview.py",
-    "runs": "pages/runs.py",
-    "models": "pages/models.py",
-    "drift": "pages/drift.py",
-    "lineage": "pages/lineage.py",
-    "data": "pages/data.py",
-}
 SIZES = {"runs": 1000, "versions": 200, "windows": 10_000}
 COLD_REPEATS = 2
 
@@ -78,22 +70,25 @@ def measure_pages(
 
     from streamlit.testing.v1 import AppTest
 
+    from loopline.dashboard_data import page_scripts
+
+    pages = page_scripts()
     app = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=120)
     app.run()
     app.session_state["loopline_user"] = user
     app.run()
-    for page in PAGES.values():  # pay every import once, as a long-running server does
+    for page in pages.values():  # pay every import once, as a long-running server does
         app.switch_page(page).run()
         _check(app, page)
 
     results: dict[str, Any] = {}
-    for name, page in PAGES.items():
+    for name, page in pages.items():
         app.switch_page(page)
         results[name] = _time(app, page, repeats)
     # The drift page over its whole history: all 10,000 windows instead of the last 7 days.
-    app.switch_page(PAGES["drift"]).run()
+    app.switch_page(pages["drift"]).run()
     app.button_group(key="drift_period").set_value("all")
-    results["drift (all windows)"] = _time(app, PAGES["drift"], repeats)
+    results["drift (all windows)"] = _time(app, pages["drift"], repeats)
     return {"sizes": SIZES, "seed_s": round(seed_s, 1), "pages": results}
 
 

@@ -40,15 +40,6 @@ def login() -> None:
                 st.rerun()
 
 
-PAGES = [
-    ("pages/overview.py", "Overview", ":material/dashboard:"),
-    ("pages/runs.py", "Runs", ":material/science:"),
-    ("pages/models.py", "Models and promotions", ":material/rocket_launch:"),
-    ("pages/drift.py", "Drift and quality", ":material/monitoring:"),
-    ("pages/lineage.py", "Lineage", ":material/account_tree:"),
-    ("pages/data.py", "Data", ":material/database:"),
-]
-
 try:
     data.warm_up(data.paths().registry_url, prefect=data.prefect_api() is not None)
     user = data.current_user()
@@ -63,5 +54,5 @@ else:
         if st.button("Log out", icon=":material/logout:"):
             st.session_state.pop(data.USER_KEY, None)
             st.rerun()
-    pages = [st.Page(path, title=title, icon=icon) for path, title, icon in PAGES]
+    pages = [st.Page(path, title=title, icon=icon) for path, title, icon in data.PAGES]
     st.navigation(pages).run()

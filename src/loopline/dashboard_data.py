@@ -47,6 +47,23 @@ MAX_CHART_BINS = 120
 MAX_REJECTED = 200
 MAX_ACTIONS_SHOWN = 50
 FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
+# The dashboard's pages: script (relative to dashboard/), title, icon. app.py builds its
+# navigation from this; tests and the benchmark visit every page through it.
+PAGES = [
+    ("pages/overview.py", "Overview", ":material/dashboard:"),
+    ("pages/runs.py", "Runs", ":material/science:"),
+    ("pages/models.py", "Models and promotions", ":material/rocket_launch:"),
+    ("pages/drift.py", "Drift and quality", ":material/monitoring:"),
+    ("pages/lineage.py", "Lineage", ":material/account_tree:"),
+    ("pages/data.py", "Data", ":material/database:"),
+]
+
+
+def page_scripts() -> dict[str, str]:
+    """Each page's script by short name (``overview`` → ``pages/overview.py``)."""
+    return {Path(script).stem: script for script, _, _ in PAGES}
+
+
 # Prefect deployment that carries out each dashboard action (see flows/deployments.py).
 DEPLOYMENTS = {
     "promote": "promote/loopline",

@@ -9,17 +9,11 @@ from typing import Any
 
 import pytest
 
+from loopline.dashboard_data import page_scripts
 from tests.dashboard.seeding import PASSWORDS, Seeded, make_project, seed
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
-PAGES = {
-    "overview": "pages/overview.py",
-    "runs": "pages/runs.py",
-    "models": "pages/models.py",
-    "drift": "pages/drift.py",
-    "lineage": "pages/lineage.py",
-    "data": "pages/data.py",
-}
+PAGES = page_scripts()
 
 
 def closed_port() -> int:
