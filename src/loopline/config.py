@@ -104,6 +104,10 @@ class PromotionParams(_Strict):
         return self
 
 
+class ReviewParams(_Strict):
+    """How the rollout review decides between challenger and champion on live labels."""
+
+
 class MonitoringParams(_Strict):
     interval_minutes: float = Field(default=10, gt=0)
     window_minutes: float = Field(default=60, gt=0)
@@ -120,6 +124,7 @@ class MonitoringParams(_Strict):
     canary_share: float = Field(default=0.2, gt=0, le=1)
     canary_min_labels: int = Field(default=200, ge=1)
     canary_minutes: float = Field(default=30, ge=0)
+    review: ReviewParams = ReviewParams()
 
 
 class ServingParams(_Strict):
