@@ -41,6 +41,7 @@ class Action(StrEnum):
     APPROVAL_REQUESTED = "approval_requested"
     APPROVED = "approved"
     ROLLBACK = "rollback"
+    REVIEW = "review"  # a rollout verdict and its evidence; changes no state
 
 
 @dataclass(frozen=True)

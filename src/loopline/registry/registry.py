@@ -177,6 +177,20 @@ class Registry(RegistryView):
             lambda s: queries.policy_of(s, model_name),
         )
 
+    def record_review(
+        self, version: str, *, actor: str, reason: str, details: dict[str, Any]
+    ) -> VersionRecord:
+        """Append a rollout verdict about ``version`` (with its evidence) to the history."""
+        version = rules.require_text("version", version)
+        actor, reason = rules.require_change_note(actor, reason)
+        evidence = rules.parse_json_object("details", details)
+        return self._change(
+            f"recording a review of {version!r}",
+            actor,
+            lambda s: stages.review(s, version, reason=reason, details=evidence),
+            lambda s: queries.record_of(s, version),
+        )
+
     def upgrade(self) -> None:
         """Create or migrate the registry tables to the newest schema (idempotent)."""
         database.upgrade(self.engine)

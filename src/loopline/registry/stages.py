@@ -140,6 +140,18 @@ def transition(
     )
 
 
+def review(session: Session, version: str, *, reason: str, details: dict[str, Any]) -> list[Step]:
+    """A rollout verdict about a staging version: a history entry, no state change."""
+    row = queries.version_row(session, version)
+    if row.stage != Stage.STAGING:
+        raise IllegalTransition(
+            f"model version {version!r} is in {row.stage}; only a staging version (one under "
+            "rollout) can be reviewed"
+        )
+    entry = Entry(Action.REVIEW, row.model_name, version, reason, details=details)
+    return [Step(None, entry)]
+
+
 def request_promotion(
     session: Session,
     version: str,
