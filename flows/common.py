@@ -1,9 +1,10 @@
-"""What every flow needs: the project, its params, and the current flow-run id."""
+"""What every flow needs: the project, its params, the current flow-run id, its workspace."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from loopline import runs
 from loopline.config import Params, load_params
 from loopline.settings import Paths, activate
 
@@ -18,3 +19,13 @@ def flow_run_id() -> str | None:
 
     run_id = flow_run.id
     return str(run_id) if run_id else None
+
+
+def workspace(root: str | None, run: str | None, kind: str) -> tuple[Params, Paths, str]:
+    """The paths of run ``run`` (handed down by a parent flow), or of a new run named after
+    this flow run; returns its id too."""
+    params, paths = project(root)
+    if run is not None:
+        return params, runs.existing_run(paths, run), run
+    run_id = flow_run_id() or runs.new_run_id()
+    return params, runs.open_run(paths, run_id, kind=kind, flow_run_id=flow_run_id()), run_id

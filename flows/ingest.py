@@ -9,39 +9,42 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
-from flows.common import flow_run_id, project
-from loopline import steps
+from flows.common import flow_run_id, workspace
+from loopline import runs, steps
 from loopline.monitoring.loop import NEW_DATA
 from loopline.openlineage import file_dataset, lineage_run
 
 
 @task(retries=2, retry_delay_seconds=2)
-def accept(root: str | None, source: str | None) -> dict[str, Any]:
-    params, paths = project(root)
+def accept(root: str | None, run: str, source: str | None) -> dict[str, Any]:
+    params, paths, _ = workspace(root, run, "ingest")
     return steps.accept_step(params, paths, Path(source) if source else None)
 
 
 @task
-def prepare(root: str | None) -> dict[str, Any]:
-    params, paths = project(root)
+def prepare(root: str | None, run: str) -> dict[str, Any]:
+    params, paths, _ = workspace(root, run, "ingest")
     steps.prepare_step(params, paths)
     return steps.validate_step(params, paths)
 
 
 @flow(name="ingest")
-def ingest(source: str | None = None, root: str | None = None) -> dict[str, Any]:
-    """Accept ``source`` (default: ``dataset.source`` in params.yaml) as the new data version."""
-    params, paths = project(root)
+def ingest(
+    source: str | None = None, root: str | None = None, run: str | None = None
+) -> dict[str, Any]:
+    """Accept ``source`` (default: ``dataset.source`` in params.yaml) as the new data version,
+    keeping it in run ``run``'s workspace (default: a new one) for the steps that follow."""
+    params, paths, run = workspace(root, run, "ingest")
     batch = Path(source).absolute() if source else paths.project / params.dataset.source
     with lineage_run(
         paths,
         "ingest",
         inputs=[file_dataset(paths, batch)],
-        outputs=[file_dataset(paths, paths.raw_batch)],
+        outputs=[file_dataset(paths.published, paths.published.raw_batch)],
         run_id=flow_run_id(),
     ):
-        version = accept(root, source)
-        quality = prepare(root)
+        version = accept(root, run, source)
+        quality = prepare(root, run)
     create_markdown_artifact(
         key="data-version",
         markdown=(
@@ -51,10 +54,12 @@ def ingest(source: str | None = None, root: str | None = None) -> dict[str, Any]
         ),
         description="The batch accepted by this run",
     )
+    if runs.record(paths)["kind"] == "ingest":
+        runs.update(paths, status="published")
     # Retraining may follow new data (monitoring.retrain_on_new_data); the event says which.
     emit_event(
         event=NEW_DATA,
         resource={"prefect.resource.id": f"loopline.model.{params.serving.model_name}"},
         payload={"data_hash": version["data_hash"], "rows": version["rows"]},
     )
-    return {"version": version, "quality": quality}
+    return {"version": version, "quality": quality, "run": run}

@@ -7,7 +7,8 @@ from typing import Any
 
 from prefect import flow, task
 
-from flows.common import project
+from flows.common import flow_run_id, project, workspace
+from loopline import runs
 from loopline.monitoring import loop
 
 LOOP_ACTOR = "automation"
@@ -35,11 +36,27 @@ def monitor(minutes: float | None = None, root: str | None = None) -> dict[str, 
 
 @flow(name="retrain")
 def retrain(
-    reason: str = "scheduled retrain", actor: str = LOOP_ACTOR, root: str | None = None
-) -> dict[str, Any]:
-    """Latest data version → train → gates → the new model starts as a canary or shadow."""
-    params, paths = project(root)
-    return loop.retrain(params, paths, actor=actor, reason=reason)
+    reason: str = "scheduled retrain",
+    actor: str = LOOP_ACTOR,
+    root: str | None = None,
+    model: str | None = None,
+) -> Any:
+    """Latest data version → train → gates → the new model starts as a canary or shadow.
+
+    A retrain while another run trains the same model is refused: the run ends Cancelled,
+    and its message names the running one.
+    """
+    from prefect.states import Cancelled
+
+    from loopline.locks import LockHeld
+
+    params, paths, _ = workspace(root, None, "retrain")
+    loop.known_model(params, model)
+    try:
+        return loop.retrain(params, paths, actor=actor, reason=reason, flow_run_id=flow_run_id())
+    except LockHeld as refused:
+        runs.update(paths, status="refused", why=str(refused))
+        return Cancelled(message=f"retrain refused: {refused}")
 
 
 @flow(name="review-rollout")

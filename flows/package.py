@@ -1,4 +1,4 @@
-"""Package: the selected model into BentoML's store with its lineage, and a Bento."""
+"""Package: the selected model into BentoML's store with its lineage, and a Bento; publish."""
 
 from __future__ import annotations
 
@@ -7,27 +7,33 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.common import flow_run_id, project
-from loopline import steps
+from flows.common import flow_run_id, project, workspace
+from loopline import runs, steps
 from loopline.openlineage import bento_dataset, file_dataset, lineage_run, model_dataset
 
 
 @task(retries=1, retry_delay_seconds=2)
-def save_and_build(root: str | None, run_id: str | None) -> dict[str, Any]:
-    params, paths = project(root)
-    return steps.package_step(params, paths, run_id)
+def save_and_build(root: str | None, run: str) -> dict[str, Any]:
+    params, paths, _ = workspace(root, run, "package")
+    trained_by = runs.record(paths).get("trained_by") or flow_run_id()
+    return steps.package_step(params, paths, trained_by)
 
 
 @flow(name="package")
-def package(root: str | None = None) -> dict[str, Any]:
-    """Store the model (with data hash, features, params, commit, run id) and build its Bento."""
-    _, paths = project(root)
-    run_id = flow_run_id()
+def package(root: str | None = None, run: str | None = None) -> dict[str, Any]:
+    """Store the model of run ``run`` (default: the last trained one) with its data hash,
+    features, params, commit and run id, build its Bento, and publish it to the registry."""
+    if run is None:
+        _, project_paths = project(root)
+        workspace_folder = runs.last_trained(project_paths).workspace
+        assert workspace_folder is not None
+        run = workspace_folder.name
+    _, paths, run = workspace(root, run, "package")
     made_from = ("model.joblib", "holdout.parquet", "metrics.json")
     inputs = [file_dataset(paths, paths.artifacts / name) for name in made_from]
-    with lineage_run(paths, "package", inputs, [], run_id) as run:
-        result = save_and_build(root, run_id)
-        run.outputs += [model_dataset(result["model"]), bento_dataset(result["bento"])]
+    with lineage_run(paths, "package", inputs, [], flow_run_id()) as lineage:
+        result = save_and_build(root, run)
+        lineage.outputs += [model_dataset(result["model"]), bento_dataset(result["bento"])]
     create_markdown_artifact(
         key="package",
         markdown=f"# Model `{result['model']}`\n\nBento `{result['bento']}`.",

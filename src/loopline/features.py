@@ -37,12 +37,37 @@ def load_definitions(paths: Paths) -> ModuleType:
 
 
 def feast_objects(paths: Paths) -> list[Any]:
-    """Every Feast object the definitions declare, in the order Feast applies them."""
+    """Every Feast object the definitions declare, in the order Feast applies them.
+
+    In a run's workspace the file sources point at the run's own copies of the source files.
+    """
     from feast import Entity, FeatureService, FeatureView, OnDemandFeatureView
 
     kinds = (Entity, FeatureView, OnDemandFeatureView, FeatureService)
     module = load_definitions(paths)
-    return [obj for obj in vars(module).values() if isinstance(obj, kinds)]
+    objects = [obj for obj in vars(module).values() if isinstance(obj, kinds)]
+    if paths.workspace is None:
+        return objects
+    return [_in_workspace(obj, paths) if type(obj) is FeatureView else obj for obj in objects]
+
+
+def _in_workspace(view: FeatureView, paths: Paths) -> FeatureView:
+    import copy
+
+    from feast import FileSource
+
+    source = view.batch_source
+    if not isinstance(source, FileSource):
+        return view  # a warehouse source is read in place; runs cannot write to it
+    moved = copy.copy(view)
+    moved.batch_source = FileSource(
+        name=source.name,
+        path=str(paths.feature_sources / Path(source.path).name),
+        timestamp_field=source.timestamp_field,
+        created_timestamp_column=source.created_timestamp_column,
+        field_mapping=source.field_mapping,
+    )
+    return moved
 
 
 def batch_views(paths: Paths) -> list[FeatureView]:
@@ -52,11 +77,37 @@ def batch_views(paths: Paths) -> list[FeatureView]:
 
 
 def feature_store(paths: Paths) -> FeatureStore:
-    """The project's FeatureStore; LOOPLINE_HOME must be set (``settings.activate``)."""
+    """The project's FeatureStore; LOOPLINE_HOME must be set (``settings.activate``).
+
+    A run's workspace gets a store of its own (registry and online store in the workspace,
+    the project's offline store settings): training there reads only the run's sources.
+    """
     from feast import FeatureStore
 
+    if paths.workspace is not None:
+        return FeatureStore(repo_path=str(paths.feature_repo), fs_yaml_file=_run_config(paths))
     paths.feast_dir.mkdir(parents=True, exist_ok=True)
     return FeatureStore(repo_path=str(paths.feature_repo))
+
+
+def _run_config(paths: Paths) -> Path:
+    import os
+
+    import yaml
+
+    assert paths.workspace is not None
+    folder = paths.workspace / "feast"
+    target = folder / "feature_store.yaml"
+    if target.is_file():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    config = yaml.safe_load(
+        os.path.expandvars((paths.feature_repo / "feature_store.yaml").read_text())
+    )
+    config["registry"] = str(folder / "registry.db")
+    config["online_store"] = {"type": "sqlite", "path": str(folder / "online_store.db")}
+    target.write_text(yaml.safe_dump(config, sort_keys=False))
+    return target
 
 
 def write_sources(frame: pd.DataFrame, dataset: DatasetParams, paths: Paths) -> dict[str, int]:

@@ -67,6 +67,10 @@ def file_dataset(paths: Paths, path: Path | str) -> Dataset:
     """A local file: relative to the project (in the project's namespace) when inside it."""
     file = Path(path)
     file = (file if file.is_absolute() else paths.project / file).absolute()
+    if paths.workspace is not None and file.is_relative_to(paths.workspace):
+        # A run's copy stands for the project's file it will publish, under the same name.
+        relative = file.relative_to(paths.workspace).as_posix()
+        return Dataset(f"file://{paths.project.as_posix()}", relative, path=file)
     if file.is_relative_to(paths.project):
         # Relative names keep a dataset's identity when the project is cloned elsewhere.
         relative = file.relative_to(paths.project).as_posix()

@@ -32,10 +32,16 @@ def find_project_root(start: Path | None = None) -> Path:
 
 @dataclass(frozen=True)
 class Paths:
-    """Every path Loopline reads or writes, derived from the project and state folders."""
+    """Every path Loopline reads or writes, derived from the project and state folders.
+
+    With a ``workspace`` (a run's own folder under the state), the pipeline's working files
+    (``data/`` and ``artifacts/``) live there instead of in the project, so a flow run never
+    reads another run's unpublished files; everything else is shared.
+    """
 
     project: Path
     state: Path
+    workspace: Path | None = None
 
     @classmethod
     def discover(cls, project: Path | None = None) -> Paths:
@@ -53,8 +59,17 @@ class Paths:
         return self.project / "feature_repo"
 
     @property
+    def published(self) -> Paths:
+        """The shared world that runs publish into: the project's own ``data/``, ``artifacts/``."""
+        return Paths(self.project, self.state)
+
+    def for_run(self, run_id: str) -> Paths:
+        """The paths of run ``run_id``, whose working files live in its own workspace."""
+        return Paths(self.project, self.state, self.runs / run_id)
+
+    @property
     def data_dir(self) -> Path:
-        return self.project / "data"
+        return (self.workspace or self.project) / "data"
 
     @property
     def raw_batch(self) -> Path:
@@ -76,7 +91,7 @@ class Paths:
     @property
     def artifacts(self) -> Path:
         """Per-pipeline outputs that DVC tracks: the fitted model, candidates, metrics."""
-        return self.project / "artifacts"
+        return (self.workspace or self.project) / "artifacts"
 
     # --- runtime state (never in git) ---
     @property
@@ -90,6 +105,15 @@ class Paths:
     @property
     def feast_dir(self) -> Path:
         return self.state / "feast"
+
+    @property
+    def runs(self) -> Path:
+        """One workspace per flow run: its inputs, features, candidates, model, reports."""
+        return self.state / "runs"
+
+    @property
+    def locks(self) -> Path:
+        return self.state / "locks"
 
     @property
     def dvc_cache(self) -> Path:

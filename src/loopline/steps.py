@@ -1,12 +1,15 @@
 """The pipeline's steps: plain typed functions over files, driven by Prefect flows and DVC alike.
 
-Each step reads what the previous one wrote under the project (``data/``, ``artifacts/``)
-and returns a small JSON-able summary, so either driver can record it.
+Each step reads what the previous one wrote under ``data/`` and ``artifacts/`` and returns a
+small JSON-able summary, so either driver can record it. DVC runs them on the project's own
+folders; a flow run gives them its workspace (:mod:`loopline.runs`), and only
+:func:`package_step` publishes from there.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from loopline.config import Params
+from loopline.faults import checkpoint
 from loopline.settings import Paths
 
 
@@ -76,11 +80,22 @@ def features_step(params: Params, paths: Paths, *, online: bool = True) -> dict[
     labels = features.label_events(frame, params.dataset, params.generator.label_every_days)
     paths.labels.parent.mkdir(parents=True, exist_ok=True)
     labels.to_parquet(paths.labels, index=False)
+    checkpoint("features")
     applied = features.apply(paths)
-    if online:
-        start = frame[params.dataset.timestamp].min().to_pydatetime() - timedelta(seconds=1)
-        features.materialize(paths, start, datetime.now(UTC))
+    # A run's features reach the shared online store only when it publishes.
+    if online and paths.workspace is None:
+        load_online(params, paths, frame)
     return {"sources": written, "labels": len(labels), "applied": applied}
+
+
+def load_online(params: Params, paths: Paths, frame: pd.DataFrame | None = None) -> None:
+    """Materialize the project's feature sources into the online store."""
+    from loopline import features
+
+    if frame is None:
+        frame = pd.read_parquet(paths.ingested, columns=[params.dataset.timestamp])
+    start = frame[params.dataset.timestamp].min().to_pydatetime() - timedelta(seconds=1)
+    features.materialize(paths, start, datetime.now(UTC))
 
 
 def train_step(params: Params, paths: Paths) -> dict[str, Any]:
@@ -123,16 +138,16 @@ def record_run(
     """Keep the training run (every candidate's scores) for comparison on the dashboard."""
     import uuid
 
-    from loopline.data import versioning
+    from loopline import runs
     from loopline.tracking import Store
 
-    run_id = flow_run_id or uuid.uuid4().hex
+    run_id = flow_run_id or (paths.workspace.name if paths.workspace else uuid.uuid4().hex)
     store = Store(paths.registry_url).migrate()
     store.record_run(
         run_id=run_id,
         started_at=datetime.now(UTC),
         model_name=params.serving.model_name,
-        data_hash=versioning.tracked_hash(paths.raw_batch),
+        data_hash=runs.data_hash(paths),
         feature_service=params.features.service,
         selected=candidates["selected"],
         metric=candidates["metric"],
@@ -192,14 +207,15 @@ def code_commit(paths: Paths) -> str | None:
 
 def lineage_record(params: Params, paths: Paths, flow_run_id: str | None) -> dict[str, Any]:
     """Everything the model is made from, recorded as it is made."""
-    from loopline import features
+    from loopline import features, runs
     from loopline.data import versioning
 
     candidates = json.loads((paths.artifacts / "candidates.json").read_text())
+    published = paths.published
     return {
-        "data_hash": versioning.tracked_hash(paths.raw_batch),
-        "data_path": str(paths.raw_batch.relative_to(paths.project)),
-        "data_git_rev": versioning.pointer_revision(paths, paths.raw_batch),
+        "data_hash": runs.data_hash(paths),
+        "data_path": str(published.raw_batch.relative_to(paths.project)),
+        "data_git_rev": versioning.pointer_revision(published, published.raw_batch),
         "feature_service": params.features.service,
         "feature_definition_hash": features.definition_hash(paths, params.features.service),
         "estimator": candidates["estimator"],
@@ -209,6 +225,7 @@ def lineage_record(params: Params, paths: Paths, flow_run_id: str | None) -> dic
         "params_snapshot": params.model_dump(mode="json"),
         "code_commit": code_commit(paths),
         "flow_run_id": flow_run_id,
+        "run_workspace": paths.workspace.name if paths.workspace else None,
         "created_at": datetime.now(UTC).isoformat(),
     }
 
@@ -221,13 +238,21 @@ def package_step(
     registered_by: str | None = None,
     why: str | None = None,
 ) -> dict[str, Any]:
-    """Save the selected model to the BentoML store with its lineage, and build a Bento;
-    register it as ``registered_by`` (default: :func:`actor`) with reason ``why``."""
-    from loopline import packaging
+    """Save the selected model to BentoML with its lineage and build a Bento, then publish:
+    register it as ``registered_by`` (default: :func:`actor`) with reason ``why``.
+
+    ``flow_run_id`` is the flow run that trained the model. The model and Bento get new tags
+    that nothing serves yet, so they are made outside the lock; the shared features and the
+    registry change inside it, the registry last.
+    """
+    from loopline import locks, packaging, runs
     from loopline.registry import Registry
 
     metrics = json.loads((paths.artifacts / "metrics.json").read_text())
     lineage = lineage_record(params, paths, flow_run_id)
+    run_id = paths.workspace.name if paths.workspace else None
+    if run_id:
+        runs.update(paths, status="publishing", pid=os.getpid())
     tag, digest = packaging.save_model(
         params.serving.model_name,
         paths.artifacts / "model.joblib",
@@ -235,21 +260,45 @@ def package_step(
         metrics["holdout"],
         lineage,
     )
+    if run_id:
+        runs.update(paths, model=tag)
     bento = packaging.build_bento(paths, tag)
+    if run_id:
+        runs.update(paths, bento=bento)
     lineage |= {"bento": bento, "model_sha256": digest}
     registry = Registry(paths.registry_url)
     registry.upgrade()
-    registry.register(
-        params.serving.model_name,
-        tag,
-        metrics=metrics["holdout"],
-        lineage=lineage,
-        actor=registered_by or actor(),
-        reason=why or (f"trained by flow run {flow_run_id}" if flow_run_id else "trained"),
-    )
+    with locks.publishing(paths.published, run_id=run_id):
+        if run_id:
+            registered = {v.version for v in registry.list_versions(params.serving.model_name)}
+            runs.recover(paths.published, registered)
+            runs.publish_working_files(paths)
+            features_published(params, paths.published)
+        checkpoint("publish")
+        registry.register(
+            params.serving.model_name,
+            tag,
+            metrics=metrics["holdout"],
+            lineage=lineage,
+            actor=registered_by or actor(),
+            reason=why or (f"trained by flow run {flow_run_id}" if flow_run_id else "trained"),
+        )
+    if run_id:
+        runs.update(paths, status="published", published_at=datetime.now(UTC).isoformat())
+        runs.prune(paths.published)
     result = {"model": tag, "bento": bento, "lineage": lineage, "metrics": metrics["holdout"]}
     _write_json(paths.artifacts / "package.json", result)
+    if run_id:
+        _write_json(paths.published.artifacts / "package.json", result)
     return result
+
+
+def features_published(params: Params, published: Paths) -> None:
+    """Register the definitions with the shared Feast registry and load the online store."""
+    from loopline import features
+
+    features.apply(published)
+    load_online(params, published)
 
 
 def actor() -> str:

@@ -41,7 +41,8 @@ def test_lineage_of_the_packaged_model_is_complete(
     assert features.attributes["feature_service"] == params.features.service
     assert len(features.attributes["feature_definition_hash"]) == 16
     (run,) = graph.of_kind("run")
-    assert flow_name(run.attributes["flow_run_id"]) == "package"
+    # The run that made the model is the one that trained it (its runs row and its metrics).
+    assert flow_name(run.attributes["flow_run_id"]) == "train"
     (model,) = graph.of_kind("model")
     assert model.attributes["tag"] == package["model"]
     assert model.attributes["metrics"] == package["metrics"]

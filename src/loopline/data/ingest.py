@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,39 +31,61 @@ class DataVersion:
 
 
 def accept_batch(source: Path, dataset: DatasetParams, paths: Paths) -> DataVersion:
-    """Check ``source`` against the contract and make it the current data version."""
+    """Check ``source`` against the contract and make it the current data version.
+
+    In a run's workspace the checked batch is kept there too, so the run trains on exactly
+    this version even when another batch is accepted a moment later.
+    """
+    from loopline import locks, runs
+
     try:
         checked = check_batch(read_batch(source), dataset, source)
     except BatchRejected as exc:
         record_rejection(paths, exc)
         raise
-    target = paths.raw_batch
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staged = target.with_name(f".{target.name}.incoming")
-    checked.to_parquet(staged, index=False)
-    previous = target.with_name(f".{target.name}.previous")
-    if target.exists():
-        os.replace(target, previous)
-    os.replace(staged, target)
-    try:
-        versioning.ensure_repo(paths)
-        data_hash = versioning.track(paths, target)
-    except Exception:
-        # Versioning failed: put the last good batch back so nothing changed.
-        if previous.exists():
-            os.replace(previous, target)
-            versioning.track(paths, target)
-        raise
-    previous.unlink(missing_ok=True)
+    published = paths.published
+    if paths.workspace is None:
+        data_hash = _make_current(published, lambda staged: checked.to_parquet(staged, index=False))
+    else:
+        paths.raw_batch.parent.mkdir(parents=True, exist_ok=True)
+        checked.to_parquet(paths.raw_batch, index=False)
+        with locks.publishing(published, run_id=paths.workspace.name):
+            data_hash = _make_current(
+                published, lambda staged: shutil.copyfile(paths.raw_batch, staged)
+            )
+        runs.keep_version(paths, data_hash)
     stamps = checked[dataset.timestamp]
     return DataVersion(
-        path=str(target.relative_to(paths.project)),
+        path=str(published.raw_batch.relative_to(paths.project)),
         data_hash=data_hash,
         rows=len(checked),
         entities=int(checked[dataset.entity].nunique()),
         start=stamps.min().isoformat(),
         end=stamps.max().isoformat(),
     )
+
+
+def _make_current(published: Paths, write: Callable[[Path], object]) -> str:
+    """Replace the project's current batch and version it with DVC; on failure, put the
+    last good batch back so nothing changed."""
+    target = published.raw_batch
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = target.with_name(f".{target.name}.incoming")
+    write(staged)
+    previous = target.with_name(f".{target.name}.previous")
+    if target.exists():
+        os.replace(target, previous)
+    os.replace(staged, target)
+    try:
+        versioning.ensure_repo(published)
+        data_hash = versioning.track(published, target)
+    except Exception:
+        if previous.exists():
+            os.replace(previous, target)
+            versioning.track(published, target)
+        raise
+    previous.unlink(missing_ok=True)
+    return data_hash
 
 
 def record_rejection(paths: Paths, error: BatchRejected) -> Path:

@@ -12,6 +12,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from loopline.config import DatasetParams, TrainingParams
+from loopline.faults import checkpoint
 from loopline.training.candidates import Candidate, build_pipeline, expand
 from loopline.training.evaluate import better, classification_metrics
 
@@ -81,6 +82,7 @@ def fit_candidates(
         score = pipeline.predict_proba(split.holdout[inputs])[:, 1]
         metrics = classification_metrics(y_hold, score, threshold)
         results.append(CandidateResult(candidate, metrics, elapsed, pipeline))
+        checkpoint("fit")
     return results
 
 
