@@ -4,6 +4,10 @@ The registry decides what serves: the champion, and a challenger under a canary,
 shadow or blue-green policy. A watcher thread picks up every registry change without a
 restart. Every prediction is logged; feedback joins it later.
 Run it with ``bentoml serve bentos.service:ChurnService`` from the project folder.
+
+Workers: ``LOOPLINE_SERVING_WORKERS`` processes (default one per CPU), each with its own
+model, Feast store and watcher; a worker killed by the OS is restarted by BentoML's
+arbiter while the others keep answering (docs/serving.md, "Workers").
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from bentoml.exceptions import InvalidArgument, NotFound
 from pydantic import BaseModel, Field
 
 from loopline.serving.auth import ApiKeyMiddleware, Role
+from loopline.serving.workers import WORKERS_ENV, pinned_native_threads, workers_setting
 
 MAX_BATCH = 1000
 CustomerId = Annotated[int, Field(ge=0, le=2**62)]
@@ -50,9 +55,17 @@ class FeedbackResponse(BaseModel):
 # numpy release the GIL, so a few threads overlap well; the prediction log, metrics and the
 # routing table are safe to share between them.
 THREADS = int(os.environ.get("LOOPLINE_SERVING_THREADS", "4"))
+# Processes, not threads, are what survive a crash: one per CPU by default (docs/serving.md).
+WORKERS = workers_setting(os.environ.get(WORKERS_ENV))
 
 
-@bentoml.service(name="loopline", threads=THREADS, traffic={"timeout": 30})
+@bentoml.service(
+    name="loopline",
+    workers=WORKERS,
+    threads=THREADS,
+    traffic={"timeout": 30},
+    envs=pinned_native_threads(),
+)
 class ChurnService:
     """Churn probability for customers, from the same feature service training used."""
 
@@ -71,10 +84,11 @@ class ChurnService:
         from loopline.serving.watcher import ModelCache, RegistryWatcher
         from loopline.settings import activate
 
+        self.ready = False  # /readyz: not until this worker has answered a warm-up prediction
         # One thread per predict: for one-row requests, thread pools cost far more than
         # they save (HistGradientBoosting: ~6 ms vs 150+ ms on a busy 2-core machine). This
         # reaches this thread only; request threads get it from OMP_NUM_THREADS=1, which
-        # BentoML's workers and `loopline serve`/`make up` set.
+        # the service's envs put into every worker's environment.
         threadpool_limits(1)
         paths = activate()
         params = load_params(paths.params_file)
@@ -108,9 +122,39 @@ class ChurnService:
         self.table = table  # one assignment: requests see the old table or the new one
 
     def _warm_up(self) -> None:
-        # The first Feast lookup pays seconds of lazy imports: pay them before reporting ready.
+        # The first Feast lookup and the first predict_proba pay seconds of lazy imports and
+        # caches: pay them on the request path's own code before reporting ready. Nothing is
+        # logged: a warm-up is not a prediction anyone asked for.
+        table = self.table
         frame = self._features([0])
-        self.table.champion.model.predict_proba(frame[self.table.champion.inputs])
+        self._known(table, frame)
+        for name in ("champion", "challenger") if table.challenger else ("champion",):
+            self._score(table, frame, [name])
+        self.ready = True
+
+    def __is_ready__(self) -> bool:
+        """Whether this worker has its model and Feast store warm (BentoML's ``/readyz``)."""
+        return self.ready
+
+    def _known(self, table: Any, frame: Any) -> Any:
+        # Rows with any stored feature: an entity the online store has never seen has none.
+        stored = [c for c in table.champion.inputs if c in self.stored_features]
+        return frame[stored].notna().any(axis=1)
+
+    def _score(self, table: Any, frame: Any, arms: list[str]) -> list[float]:
+        # Each arm scores its own rows in one call; the order of ``frame`` is kept.
+        scores = [0.0] * len(arms)
+        for name in set(arms):
+            arm = table.champion if name == "champion" else table.challenger
+            rows = [n for n, a in enumerate(arms) if a == name]
+            part = arm.model.predict_proba(frame.iloc[rows][arm.inputs])[:, 1]
+            for n, score in zip(rows, part, strict=True):
+                scores[n] = float(score)
+        return scores
+
+    def _describe(self) -> dict[str, Any]:
+        # The worker's pid tells callers (and the crash test) which process answered.
+        return {**self.table.describe(), "worker": os.getpid()}
 
     def _features(self, ids: list[int]) -> Any:
         import pandas as pd
@@ -145,19 +189,12 @@ class ChurnService:
         ids = [customer_id] if customer_id is not None else list(customer_ids or [])
         table = self.table
         frame = self._features(ids)
-        known = frame[[c for c in table.champion.inputs if c in self.stored_features]]
-        unknown = [i for i, ok in zip(ids, known.notna().any(axis=1), strict=True) if not ok]
+        unknown = [i for i, ok in zip(ids, self._known(table, frame), strict=True) if not ok]
         if unknown:
             self.metrics.error("unknown_entity")
             raise NotFound(f"unknown {self.entity}: {', '.join(map(str, unknown[:20]))}")
-        arms = [choose_arm(table, i, random.random()) for i in ids]
-        scores = [0.0] * len(ids)
-        for name in set(arms):
-            arm = table.champion if name == "champion" else table.challenger
-            rows = [n for n, a in enumerate(arms) if a == name]
-            part = arm.model.predict_proba(frame.iloc[rows][arm.inputs])[:, 1]
-            for n, score in zip(rows, part, strict=True):
-                scores[n] = float(score)
+        arms: list[str] = [choose_arm(table, i, random.random()) for i in ids]
+        scores = self._score(table, frame, arms)
         request_id = uuid.uuid4().hex
         latency_ms = 1e3 * (time.perf_counter() - started)
         now = datetime.now(UTC)
@@ -245,14 +282,14 @@ class ChurnService:
 
     @bentoml.api(route="/model")
     def model_info(self, ctx: bentoml.Context) -> dict[str, Any]:
-        """What serves now and under which policy."""
-        return self.table.describe()
+        """What serves now, under which policy, and which worker process answered."""
+        return self._describe()
 
     @bentoml.api(route="/admin/reload")
     def reload(self, ctx: bentoml.Context) -> dict[str, Any]:
-        """Re-read the registry now instead of at the next poll (admin key)."""
+        """Re-read the registry now in the worker that answers; the others poll (admin key)."""
         self.watcher.refresh(force=True)
-        return self.table.describe()
+        return self._describe()
 
     @bentoml.api(route="/admin/traffic")
     def traffic(
@@ -272,8 +309,9 @@ class ChurnService:
             raise NotFound(str(exc)) from exc
         except ValueError as exc:  # the registry's own validation errors are client errors
             raise InvalidArgument(str(exc)) from exc
+        # This worker at once; the others at their next poll (LOOPLINE_RELOAD_INTERVAL).
         self.watcher.refresh()
-        return self.table.describe()
+        return self._describe()
 
 
 # Keys are checked before BentoML sees the request, so 401/403 carry their reason.

@@ -96,14 +96,40 @@ def start_prefect(paths: Paths, port: int = PREFECT_PORT) -> Service:
     return start("prefect", command, f"http://{HOST}:{port}", paths, {})
 
 
-def start_serving(paths: Paths, port: int = SERVING_PORT, model_tag: str | None = None) -> Service:
+def start_serving(
+    paths: Paths,
+    port: int = SERVING_PORT,
+    model_tag: str | None = None,
+    workers: int | None = None,
+) -> Service:
+    """``bentoml serve`` the service; ``workers`` overrides LOOPLINE_SERVING_WORKERS."""
+    from loopline.serving.workers import WORKERS_ENV
+
     command = [_bin("bentoml"), "serve", "bentos.service:ChurnService"]
     command += ["--host", HOST, "--port", str(port), "--working-dir", str(paths.project)]
-    # One OpenMP thread per request: the limit is per calling thread, and BentoML scores on
-    # worker threads, so it has to come from the environment (threadpoolctl in __init__
-    # only reaches the main thread).
-    env = {"OMP_NUM_THREADS": "1"} | ({"LOOPLINE_MODEL_TAG": model_tag} if model_tag else {})
+    # OpenMP/BLAS threads are pinned per worker by the service's own envs.
+    env = {"LOOPLINE_MODEL_TAG": model_tag} if model_tag else {}
+    if workers is not None:
+        env[WORKERS_ENV] = str(workers)
     return start("serving", command, f"http://{HOST}:{port}", paths, env)
+
+
+def serving_workers(service: Service) -> list[int]:
+    """Pids of the worker processes of a ``bentoml serve`` this command started."""
+    import psutil
+
+    # The serve process is BentoML's arbiter (circus); each worker runs this module.
+    children = psutil.Process(service.process.pid).children(recursive=True)
+    return sorted(c.pid for c in children if _is_worker(c))
+
+
+def _is_worker(process: Any) -> bool:
+    import psutil
+
+    try:
+        return "_bentoml_impl.worker.service" in process.cmdline()
+    except psutil.Error:  # gone between listing and reading: not a worker any more
+        return False
 
 
 def start_deployments(paths: Paths) -> Service:

@@ -1,13 +1,16 @@
 """``bentoml serve`` in a subprocess, called over real HTTP."""
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pandas as pd
+import psutil
 import pytest
 
 from loopline import platform
+from loopline.serving.workers import NATIVE_THREAD_VARIABLES
 
 pytestmark = pytest.mark.e2e
 
@@ -18,11 +21,17 @@ def keys(paths: Any) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def server(built: dict[str, Any], paths: Any, keys: dict[str, str]) -> Iterator[str]:
-    service = platform.start_serving(paths, platform.free_port(), built["package"]["model"])
-    with platform.running(service):
-        platform.wait_ready(service, "/readyz")
-        yield service.url
+def service(built: dict[str, Any], paths: Any, keys: dict[str, str]) -> Iterator[platform.Service]:
+    # No worker count given: the default (one per CPU) is what this module serves with.
+    started = platform.start_serving(paths, platform.free_port(), built["package"]["model"])
+    with platform.running(started):
+        platform.wait_ready(started, "/readyz")
+        yield started
+
+
+@pytest.fixture(scope="module")
+def server(service: platform.Service) -> str:
+    return service.url
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +167,16 @@ def test_feedback_by_request_id(client: httpx.Client, customers: list[int]) -> N
     bad = client.post("/feedback", json={"label": 1})
     assert bad.status_code == 400
     assert client.post("/feedback", json={"request_id": "x", "label": 3}).status_code == 400
+
+
+def test_one_worker_per_cpu_each_with_one_native_thread(service: platform.Service) -> None:
+    from bentoml._internal.resource import system_resources
+
+    workers = platform.serving_workers(service)
+    # BentoML's own CPU count for workers="cpu_count" (it honours cgroup CPU limits).
+    assert len(workers) == max(1, int(system_resources()["cpu"]))
+    for pid in workers:
+        environment = psutil.Process(pid).environ()
+        for name in NATIVE_THREAD_VARIABLES:
+            # Pinned to 1 unless the operator chose a value for the server's environment.
+            assert environment.get(name) == os.environ.get(name, "1"), (pid, name)
