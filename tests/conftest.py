@@ -60,6 +60,10 @@ def make_project(root: Path, overrides: dict[str, Any] | None = None) -> Path:
         params[section] = {**params[section], **values}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    # A committed project, as a user's is: lineage records the code commit of each model.
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    who = ["-c", "user.name=loopline-tests", "-c", "user.email=tests@loopline.invalid"]
+    subprocess.run(["git", *who, "commit", "-qm", "test project"], cwd=root, check=True)
     return root
 
 
