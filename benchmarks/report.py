@@ -44,6 +44,7 @@ def render(r: dict[str, Any]) -> str:
         _pit(r),
         _drift(r.get("drift")),
         _dashboard(r.get("dashboard")),
+        _verdicts(r.get("verdicts")),
         _method(r),
     ]
     return "\n".join(p for p in parts if p).rstrip() + "\n"
@@ -109,6 +110,17 @@ def _goals(r: dict[str, Any]) -> str:
             f"- Dashboard (§6): slowest page *{page}* at {slowest:.2f} s cold "
             f"(goal < {DASHBOARD_GOAL_S:g} s per page, "
             f"{'met' if slowest < DASHBOARD_GOAL_S else 'not met'})."
+        )
+    verdicts = r.get("verdicts")
+    if verdicts:
+        rows = verdicts["rows"]
+        worse = max(row["promoted"] for row in rows if "worse" in row["scenario"])
+        better = max(row["rolled_back"] for row in rows if row["scenario"] == "better")
+        lines.append(
+            f"- Rollout verdicts (§7): a worse challenger promoted in up to {worse:.1%} of "
+            f"rollouts (goal ≤ 1 %, {'met' if worse <= 0.01 else 'not met'}), a better one "
+            f"rolled back in up to {better:.1%} (goal ≤ 5 %, "
+            f"{'met' if better <= 0.05 else 'not met'})."
         )
     if not lines:
         return ""
@@ -597,6 +609,15 @@ def _dashboard(dash: dict[str, Any] | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _verdicts(v: dict[str, Any] | None) -> str:
+    title = "## 7. Rollout verdicts"
+    if v is None:
+        return title + "\n\nNot measured in this run.\n"
+    from rollout_verdicts import markdown as verdicts_markdown
+
+    return f"{title}\n\n{verdicts_markdown(v)}\n"
+
+
 def _method(r: dict[str, Any]) -> str:
     k = r["knobs"]
     return (
@@ -620,6 +641,9 @@ def _method(r: dict[str, Any]) -> str:
         "the copy's registry is left as it was. Percentiles are nearest-rank.\n"
         "- Drift: `benchmarks/drift_quality.py` in its own process and project copy; windows "
         "and the 1M-row frames come from the built-in generator with fixed seeds.\n"
+        "- Rollout verdicts: `benchmarks/rollout_verdicts.py` in its own process; models "
+        "trained on generator data, rollouts replayed from a scored pool with one seed each, "
+        "decided by `loopline.monitoring.verdict.decide` with the rule from `params.yaml`.\n"
         "- Dashboard: `benchmarks/dashboard.py` seeds a fresh project copy through the real "
         "stores (`tests/dashboard/seeding.py`), then renders the repository's "
         "`dashboard/` pages against it.\n"

@@ -9,7 +9,8 @@ One run measures, in order:
 4. point-in-time retrieval of 100k and 1M entity rows, Feast beside plain DuckDB;
 5. drift detection quality against the generator's known truth, and the time of a
    1M-row x 20-column window, sampled and in full;
-6. dashboard page render times (cold and warm caches) on a seeded state.
+6. dashboard page render times (cold and warm caches) on a seeded state;
+7. rollout verdicts' error rates over many simulated canary and shadow rollouts.
 
 Every measuring step runs in its own process against the copy (its own state folder,
 never the repository's ``.loopline/``); this process only orchestrates, watches machine
@@ -55,7 +56,7 @@ QUICK: dict[str, Any] = {
     "rollout_concurrency": [1, 8, 32],
     "dashboard_repeats": 2,
 }
-STEPS = 6
+STEPS = 7
 
 
 def main() -> int:
@@ -164,6 +165,13 @@ def main() -> int:
         dashboard += ["--repeats", str(knobs["dashboard_repeats"])]
         run_script("dashboard.py", dashboard, dashboard_project, logs / "dashboard.log", 1800)
         results["dashboard"] = read_result(out) | {"repeats": knobs["dashboard_repeats"]}
+
+        monitor.mark("rollout verdicts")
+        say(f"7/{STEPS} rollout verdicts: simulated canary and shadow rollouts")
+        out = root / "rollout_verdicts.json"
+        verdicts = ["--out", str(out), *(["--quick"] if args.quick else [])]
+        run_script("rollout_verdicts.py", verdicts, drift_project, logs / "verdicts.log", 1800)
+        results["verdicts"] = read_result(out)
         ok = True
     finally:
         monitor.stop()

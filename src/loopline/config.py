@@ -110,14 +110,14 @@ class ReviewParams(_Strict):
     metric: Literal["roc_auc", "accuracy"] = "roc_auc"
     # analytic: DeLong for ROC AUC, Wald for accuracy; bootstrap: stratified percentile.
     method: Literal["analytic", "bootstrap"] = "analytic"
-    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    confidence: float = Field(default=0.99, gt=0.5, lt=1)
     margin: float = Field(default=0.01, ge=0, lt=1)
     # Per class and per arm: ROC AUC's variance is driven by the rarer class.
-    min_positives: int = Field(default=30, ge=0)
-    min_negatives: int = Field(default=30, ge=0)
+    min_positives: int = Field(default=100, ge=0)
+    min_negatives: int = Field(default=100, ge=0)
     # The limits after which an inconclusive rollout gets the default outcome.
-    max_labels: int = Field(default=20_000, ge=1)
-    max_minutes: float = Field(default=7 * 24 * 60, gt=0)
+    max_labels: int = Field(default=50_000, ge=1)
+    max_minutes: float = Field(default=14 * 24 * 60, gt=0)
     default: Literal["rollback", "promote"] = "rollback"
     resamples: int = Field(default=2000, ge=100)
     seed: int = 0
