@@ -12,6 +12,7 @@ arbiter while the others keep answering (docs/serving.md, "Workers").
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import time
@@ -26,6 +27,7 @@ from pydantic import BaseModel, Field
 from loopline.serving.auth import ApiKeyMiddleware, Role
 from loopline.serving.workers import WORKERS_ENV, pinned_native_threads, workers_setting
 
+log = logging.getLogger("loopline.serving")
 MAX_BATCH = 1000
 CustomerId = Annotated[int, Field(ge=0, le=2**62)]
 Reason = Annotated[str, Field(min_length=3, max_length=500)]
@@ -84,6 +86,7 @@ class ChurnService:
         from loopline.serving.watcher import ModelCache, RegistryWatcher
         from loopline.settings import activate
 
+        started = time.perf_counter()
         self.ready = False  # /readyz: not until this worker has answered a warm-up prediction
         # One thread per predict: for one-row requests, thread pools cost far more than
         # they save (HistGradientBoosting: ~6 ms vs 150+ ms on a busy 2-core machine). This
@@ -117,6 +120,8 @@ class ChurnService:
         self.watcher.refresh(force=True)
         self.watcher.start()
         self._warm_up()
+        # How long a (re)started worker takes to serve: what a crashed worker costs in time.
+        log.info("worker %d ready in %.1f s", os.getpid(), time.perf_counter() - started)
 
     def _publish(self, table: Any) -> None:
         self.table = table  # one assignment: requests see the old table or the new one

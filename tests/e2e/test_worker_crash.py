@@ -191,6 +191,13 @@ def answered_per_second(samples: list[Sample], start: float, end: float) -> list
     return counts
 
 
+def predictions_counted(url: str) -> float:
+    """``loopline_predictions_total`` summed over its labels, as ``/metrics`` shows it."""
+    text = httpx.get(url + "/metrics", timeout=REQUEST_TIMEOUT_S).text
+    lines = [line for line in text.splitlines() if line.startswith("loopline_predictions_total{")]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
+
+
 def summarize(samples: list[Sample], kill: Kill, per_second: list[int]) -> dict[str, Any]:
     failed = [s for s in samples if s.status != 200]
     during = sorted(
@@ -254,3 +261,5 @@ def test_killing_one_of_two_workers_loses_only_its_in_flight_requests(
     assert set(platform.serving_workers(serving)) == {kill.survivor, kill.replacement}
     # Readiness never dropped: whoever answered /readyz was warm.
     assert readyz and set(readyz) == {200}, sorted(set(readyz))
+    # Metrics are summed over every worker's files, the dead one's included.
+    assert predictions_counted(serving.url) >= len(samples) - len(failed)
