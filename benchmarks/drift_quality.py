@@ -13,8 +13,17 @@ Windows come from the built-in generator, so which of them drifted, and how, is 
   churn three times as price sensitive.
 
 Every window goes through ``compare_window`` and ``decide`` as the monitor runs them, over
-the model's 14 inputs (12 features and the feature service's 2 on-demand ratios): the
-reference is a holdout of other customers scored by a model trained on a third group.
+the model's 14 inputs (12 features and the feature service's 2 on-demand ratios), against
+one of the monitor's two references (``loopline.monitoring.reference``):
+
+* holdout: a holdout of other customers scored by a model trained on a third group, what
+  the monitor uses until healthy windows have accumulated (just after a promotion);
+* recent: the served traffic of the healthy windows of the ``RECENT_DAYS`` days before the
+  window, picked by the monitor's own ``healthy_spans`` and ``window_reference`` from daily
+  window records. The windows are then the same customers 60-90 days after the holdout's
+  snapshots, each from ``RECENT_DAYS`` consecutive days: the steady state months after a
+  promotion, when the customers have aged. Every earlier day counts as healthy here (in
+  the monitor, only windows that raised nothing would), which the no-drift rate justifies.
 
 ``run(quick)`` measures and returns a JSON-able dict; ``markdown(result)`` renders it as a
 section of docs/benchmarks.md; ``large_window_timing(rows)`` times a 1M-row x 20-column
@@ -32,8 +41,8 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +55,17 @@ from benchutil import say  # noqa: E402
 from loopline.config import DatasetParams, load_params  # noqa: E402
 from loopline.data.generate import Scenario, generate  # noqa: E402
 from loopline.monitoring.drift import compare_window  # noqa: E402
+from loopline.monitoring.loop import _policy  # noqa: E402
 from loopline.monitoring.policy import (  # noqa: E402
     DRIFT_DETECTED,
     PERFORMANCE_DEGRADED,
     MonitoringPolicy,
     decide,
+)
+from loopline.monitoring.reference import (  # noqa: E402
+    Reference,
+    healthy_spans,
+    window_reference,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,6 +85,9 @@ RATIOS = ["charges_per_usage_hour", "tickets_per_session"]
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 MODEL = ("logistic_regression", {"C": 1.0})
 PADDING = 6  # standard-normal columns that pad the 14 model inputs to 20 in the 1M window
+# The recent reference: healthy traffic of this many days before a window of as many days.
+RECENT_DAYS = 7
+MODES = ("holdout", "recent")
 
 
 @dataclass(frozen=True)
@@ -89,7 +107,10 @@ class Settings:
 FULL = Settings(12_000, 10_000, 2000, 20, 100, 4, 8, 3, 3, 1_000_000)
 QUICK = Settings(4000, 5000, 2000, 5, 10, 2, 6, 2, 2, 100_000)
 
-Window = Callable[[np.random.Generator, float], pd.DataFrame]
+# A window from a pool of served rows, at a strength in [0, 1] (ramps scale it).
+Window = Callable[[np.random.Generator, float, pd.DataFrame], pd.DataFrame]
+# The reference a window is judged against, and the pool of rows the window is drawn from.
+Source = Callable[[np.random.Generator], tuple[Reference, pd.DataFrame]]
 
 
 @dataclass
@@ -99,10 +120,15 @@ class World:
     threshold: float
     policy: MonitoringPolicy
     feature_threshold: float | None
+    holdout_feature_threshold: float | None
+    reference_min_rows: int
     reference: pd.DataFrame
     holdout_auc: float
     stream: pd.DataFrame
     aged: pd.DataFrame
+    # The stream's customers over 150 days (scored), and each row's day since START.
+    served: pd.DataFrame
+    served_day: pd.Series
     concept: dict[str, pd.DataFrame]
     spread: dict[str, float]
     rarest: dict[str, str]
@@ -182,28 +208,33 @@ def build_world(s: Settings, seed: int = 101, feature_threshold: float | None = 
     later = _population(ds, s.customers, seed, days=LABELLED_DAYS + AGED_DAYS[1])
     day = (later[ds.timestamp] - pd.Timestamp(START, tz="UTC")).dt.days
     aged = later[(day >= AGED_DAYS[0]) & (day < AGED_DAYS[1]) & (later[ds.entity] % 4 >= 2)]
+    served = later[later[ds.entity] % 4 >= 2]
+    served = served.assign(score=model.predict_proba(served[features])[:, 1])
     m = params.monitoring
     return World(
         dataset=ds,
         model=model,
         threshold=params.serving.threshold,
         # The project's own policy, as the monitor applies it.
-        policy=MonitoringPolicy(
-            drift_share_threshold=m.drift_share_threshold,
-            min_window_rows=m.min_window_rows,
-            accuracy_drop=m.accuracy_drop,
-            min_labels=m.min_labels,
-            cooldown_hours=m.cooldown_hours,
-        ),
+        policy=_policy(params),
         feature_threshold=(
             feature_threshold if feature_threshold is not None else m.feature_drift_threshold
         ),
+        # --feature-threshold sets both, to measure one threshold on both references.
+        holdout_feature_threshold=(
+            feature_threshold
+            if feature_threshold is not None
+            else m.holdout_feature_drift_threshold
+        ),
+        reference_min_rows=m.reference_min_rows,
         reference=reference,
         # On every holdout row: the customers' churn is shared by all their daily rows, so a
         # 10k-row sample's ROC AUC alone strays by a few hundredths.
         holdout_auc=float(roc_auc_score(holdout[ds.label], holdout["score"])),
         stream=base[group >= 2],
         aged=aged.reset_index(drop=True),
+        served=served.reset_index(drop=True),
+        served_day=day[later[ds.entity] % 4 >= 2].reset_index(drop=True),
         concept={k: v[v[ds.entity] % 4 >= 2] for k, v in concept.items()},
         spread={c: float(reference[c].std()) for c in ds.numeric},
         rarest={c: str(reference[c].value_counts().idxmin()) for c in ds.categorical},
@@ -211,16 +242,60 @@ def build_world(s: Settings, seed: int = 101, feature_threshold: float | None = 
     )
 
 
-# --- windows: each takes a generator and a strength in [0, 1] (ramps scale it) ------------
+# --- references: what a window is judged against, and where its rows come from -----------
+
+
+def holdout_source(w: World) -> Source:
+    """The holdout of other customers; windows from the stream's same days."""
+    reference = Reference(w.reference, "holdout", 0, len(w.reference))
+    return lambda rng: (reference, w.stream)
+
+
+def recent_source(w: World) -> Source:
+    """Windows of ``RECENT_DAYS`` days 60-90 days on; the monitor's recent reference."""
+    # The daily windows the monitor would have recorded, all healthy, all the same model.
+    records = [
+        {
+            "window_start": _at(day),
+            "window_end": _at(day + 1),
+            "model_version": "benchmark",
+            "healthy": True,
+        }
+        for day in range(AGED_DAYS[0] - RECENT_DAYS, AGED_DAYS[1])
+    ]
+
+    def source(rng: np.random.Generator) -> tuple[Reference, pd.DataFrame]:
+        day = int(rng.integers(AGED_DAYS[0], AGED_DAYS[1] - RECENT_DAYS + 1))
+        spans = healthy_spans(
+            records, model_version="benchmark", before=_at(day), hours=24 * RECENT_DAYS
+        )
+        reference = window_reference(
+            w.reference,
+            w.served,
+            spans,
+            min_rows=w.reference_min_rows,
+            at=w.dataset.timestamp,
+        )
+        pool = w.served[w.served_day.between(day, day + RECENT_DAYS - 1)]
+        return reference, pool
+
+    return source
+
+
+def _at(day: int) -> datetime:
+    return datetime.combine(START + timedelta(days=day), datetime.min.time(), tzinfo=UTC)
+
+
+# --- windows: each takes a generator, a strength in [0, 1] (ramps scale it) and a pool ----
 
 
 def no_drift(w: World) -> Window:
-    return lambda rng, strength: _draw(w.stream, w.window_rows, rng)
+    return lambda rng, strength, pool: _draw(pool, w.window_rows, rng)
 
 
 def covariate(w: World, features: list[str], magnitude: float) -> Window:
-    def make(rng: np.random.Generator, strength: float) -> pd.DataFrame:
-        window = _draw(w.stream, w.window_rows, rng).copy()
+    def make(rng: np.random.Generator, strength: float, pool: pd.DataFrame) -> pd.DataFrame:
+        window = _draw(pool, w.window_rows, rng).copy()
         m = magnitude * strength
         for column in features:
             if column in w.spread:
@@ -234,10 +309,10 @@ def covariate(w: World, features: list[str], magnitude: float) -> Window:
 
 def prior_shift(w: World, factor: float) -> Window:
     label = w.dataset.label
-    positives, negatives = w.stream[w.stream[label] == 1], w.stream[w.stream[label] == 0]
-    rate = len(positives) / len(w.stream)
 
-    def make(rng: np.random.Generator, strength: float) -> pd.DataFrame:
+    def make(rng: np.random.Generator, strength: float, pool: pd.DataFrame) -> pd.DataFrame:
+        positives, negatives = pool[pool[label] == 1], pool[pool[label] == 0]
+        rate = len(positives) / len(pool)
         k = round(w.window_rows * rate * (1 + (factor - 1) * strength))
         return pd.concat([_draw(positives, k, rng), _draw(negatives, w.window_rows - k, rng)])
 
@@ -247,27 +322,30 @@ def prior_shift(w: World, factor: float) -> Window:
 def concept(w: World, size: str) -> Window:
     rows = w.concept[size]
 
-    def make(rng: np.random.Generator, strength: float) -> pd.DataFrame:
+    def make(rng: np.random.Generator, strength: float, pool: pd.DataFrame) -> pd.DataFrame:
         k = round(w.window_rows * strength)
-        return pd.concat([_draw(rows, k, rng), _draw(w.stream, w.window_rows - k, rng)])
+        return pd.concat([_draw(rows, k, rng), _draw(pool, w.window_rows - k, rng)])
 
     return make
 
 
-def judge(w: World, window: pd.DataFrame) -> dict[str, Any]:
+def judge(w: World, window: pd.DataFrame, reference: Reference) -> dict[str, Any]:
     """One window through the monitor's two steps: compare with the reference, then decide."""
     ds = w.dataset
     scores = w.model.predict_proba(window[w.inputs])[:, 1]
     window = window.assign(score=scores, predicted=(scores >= w.threshold).astype(int))
     result = compare_window(
-        w.reference,
+        reference.frame,
         window,
         numeric=w.numeric,
         categorical=ds.categorical,
         score_column="score",
         label_column=ds.label,
         prediction_column="predicted",
-        feature_threshold=w.feature_threshold,
+        feature_threshold=reference.feature_threshold(
+            w.feature_threshold, w.holdout_feature_threshold
+        ),
+        entity_column=ds.entity,
     )
     decision = decide(
         result, holdout_auc=w.holdout_auc, last_trigger_at=None, now=NOW, policy=w.policy
@@ -277,6 +355,14 @@ def judge(w: World, window: pd.DataFrame) -> dict[str, Any]:
         "drifted": result.drifted,
         "feature_alarm": result.drifted_features > 0,
         "drift_event": DRIFT_DETECTED in decision.events,
+        # Drift found by the features alone, and by the prior checks (either or both).
+        "feature_event": result.drift_share >= w.policy.drift_share_threshold,
+        "prior_event": any(p.outcome == "shifted" for p in decision.prior),
+        "label_rate_unjudged": any(
+            p.outcome == "not enough evidence" and p.quantity == "label rate"
+            for p in decision.prior
+        ),
+        "reference": reference.source,
         "prediction_drift": bool(result.prediction_drifted),
         "performance_event": PERFORMANCE_DEGRADED in decision.events,
         "event": decision.triggered,
@@ -285,12 +371,16 @@ def judge(w: World, window: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def scenarios(w: World) -> list[tuple[str, str, Window]]:
-    """(name, truth, window) for every detection-rate scenario."""
+def scenarios(w: World, mode: str = "holdout") -> list[tuple[str, str, Window]]:
+    """(name, truth, window) for every detection-rate scenario against ``mode``'s reference."""
     every = list(w.dataset.features)
-    out: list[tuple[str, str, Window]] = [("no drift", "none", no_drift(w))]
-    aged_name = f"no drift, {AGED_DAYS[0]}-{AGED_DAYS[1]} days after the reference"
-    out.append((aged_name, "none", lambda rng, strength: _draw(w.aged, w.window_rows, rng)))
+    aged_name = f"no drift, same customers {AGED_DAYS[0]}-{AGED_DAYS[1]} days later"
+    if mode == "recent":
+        out: list[tuple[str, str, Window]] = [(aged_name, "none", no_drift(w))]
+    else:
+        out = [("no drift, other customers, same days", "none", no_drift(w))]
+        aged = lambda rng, strength, pool: _draw(w.aged, w.window_rows, rng)  # noqa: E731
+        out.append((aged_name, "none", aged))
     for label, features in (("1 feature", ["monthly_charges"]), ("3 features", THREE_FEATURES)):
         for size, m in MAGNITUDES.items():
             out.append((f"covariate, {label}, {size} (m={m})", "inputs", covariate(w, features, m)))
@@ -298,6 +388,9 @@ def scenarios(w: World) -> list[tuple[str, str, Window]]:
         name = f"covariate, all 12 features, {size} (m={m})"
         out.append((name, "inputs", covariate(w, every, m)))
     out.append((f"label prior x{PRIOR_FACTOR:g}", "labels", prior_shift(w, PRIOR_FACTOR)))
+    if mode == "recent":
+        # The concept populations cover the holdout's days only.
+        return out
     for size, sensitivity in CONCEPT.items():
         out.append((f"concept, {size} (sensitivity {sensitivity:g})", "relation", concept(w, size)))
     out.append(("generator's price change", "both", concept(w, "price change")))
@@ -314,11 +407,21 @@ def streams(w: World) -> list[tuple[str, Window]]:
 
 
 def _rates(records: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = ("feature_alarm", "drift_event", "prediction_drift", "performance_event", "event")
+    keys = (
+        "feature_alarm",
+        "drift_event",
+        "feature_event",
+        "prior_event",
+        "label_rate_unjudged",
+        "prediction_drift",
+        "performance_event",
+        "event",
+    )
     aucs = [r["roc_auc"] for r in records if r["roc_auc"] is not None]
     flagged = Counter(f for r in records for f in r["drifted"])
     return {
         "windows": len(records),
+        "recent_reference": sum(r["reference"] == "recent" for r in records) / len(records),
         **{k: sum(r[k] for r in records) / len(records) for k in keys},
         "alt_share_event": sum(r["drift_share"] >= ALT_SHARE for r in records) / len(records),
         "mean_drift_share": float(np.mean([r["drift_share"] for r in records])),
@@ -329,14 +432,20 @@ def _rates(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def detection_rates(w: World, s: Settings, seed: int = 0) -> list[dict[str, Any]]:
+def detection_rates(
+    w: World, s: Settings, seed: int = 0, mode: str = "holdout"
+) -> list[dict[str, Any]]:
+    source = recent_source(w) if mode == "recent" else holdout_source(w)
     out = []
-    for index, (name, truth, window) in enumerate(scenarios(w)):
-        rng = np.random.default_rng([seed, index])
+    for index, (name, truth, window) in enumerate(scenarios(w, mode)):
+        rng = np.random.default_rng([seed, index, MODES.index(mode)])
         count = s.null_windows if truth == "none" else s.windows
-        records = [judge(w, window(rng, 1.0)) for _ in range(count)]
-        out.append({"scenario": name, "truth": truth, **_rates(records)})
-        say(f"drift quality: {name}: events {out[-1]['event']:.0%}")
+        records = []
+        for _ in range(count):
+            reference, pool = source(rng)
+            records.append(judge(w, window(rng, 1.0, pool), reference))
+        out.append({"scenario": name, "truth": truth, "mode": mode, **_rates(records)})
+        say(f"drift quality ({mode}): {name}: events {out[-1]['event']:.0%}")
     return out
 
 
@@ -345,6 +454,7 @@ def detection_delays(w: World, s: Settings, seed: int = 0) -> list[dict[str, Any
 
     Two alarms are followed: the policy's events, and a drift share of ``ALT_SHARE`` or more.
     """
+    reference = Reference(w.reference, "holdout", 0, len(w.reference))
     out = []
     for index, (name, window) in enumerate(streams(w)):
         for onset in ("abrupt", "gradual"):
@@ -355,7 +465,8 @@ def detection_delays(w: World, s: Settings, seed: int = 0) -> list[dict[str, Any
                 for i in range(s.stream_length):
                     after = i - s.onset + 1
                     strength = 0.0 if after <= 0 else 1.0 if onset == "abrupt" else after / s.ramp
-                    records.append(judge(w, window(rng, min(1.0, strength))))
+                    drawn = window(rng, min(1.0, strength), w.stream)
+                    records.append(judge(w, drawn, reference))
                 alarms["policy"].append([r["event"] for r in records])
                 alarms["alt_share"].append([r["drift_share"] >= ALT_SHARE for r in records])
             row: dict[str, Any] = {"stream": f"{name}, {onset}", "streams": s.streams}
@@ -502,12 +613,19 @@ def _sampling_effect(full: Any, runs: list[Any]) -> dict[str, Any]:
 
 
 def run(
-    quick: bool = False, feature_threshold: float | None = None, large: bool = True
+    quick: bool = False,
+    feature_threshold: float | None = None,
+    large: bool = True,
+    modes: tuple[str, ...] = MODES,
+    delays: bool = True,
+    windows: int | None = None,
 ) -> dict[str, Any]:
     """Detection rates and delays, then the large-window timing; JSON-able."""
     from threadpoolctl import threadpool_limits
 
     s = QUICK if quick else FULL
+    if windows is not None:
+        s = replace(s, windows=windows)
     started = time.perf_counter()
     # One thread: scoring a 2,000-row window gains nothing from more, and on a busy 2-core
     # machine spinning OpenMP threads made one gradient-boosting predict take ~1.2 s.
@@ -519,6 +637,7 @@ def run(
             "settings": asdict(s),
             "policy": world.policy.model_dump(),
             "feature_threshold": world.feature_threshold,
+            "holdout_feature_threshold": world.holdout_feature_threshold,
             "holdout_auc": world.holdout_auc,
             "reference_rows": len(world.reference),
             "magnitudes": MAGNITUDES,
@@ -527,8 +646,10 @@ def run(
             "prior_factor": PRIOR_FACTOR,
             "alt_share": ALT_SHARE,
             "model": MODEL[0].replace("_", " "),
-            "rates": detection_rates(world, s),
-            "delays": detection_delays(world, s),
+            "rates": [r for mode in modes for r in detection_rates(world, s, mode=mode)],
+            "modes": list(modes),
+            "recent_days": RECENT_DAYS,
+            "delays": detection_delays(world, s) if delays else [],
         }
     result["quality_seconds"] = time.perf_counter() - started
     result["large_window"] = large_window_timing(s.large_rows) if large else None
@@ -559,7 +680,9 @@ def markdown(r: dict[str, Any]) -> str:
         "shift. Each window "
         "goes through `compare_window` and `decide` as the monitor runs them, with the "
         "project's policy (`params.yaml`): a feature drifts at a distance of "
-        f"{r.get('feature_threshold') or 0.1:g}, drift event at a drift share of "
+        f"{r.get('feature_threshold') or 0.1:g} against the recent reference and "
+        f"{r.get('holdout_feature_threshold') or r.get('feature_threshold') or 0.1:g} against "
+        "the holdout, drift event at a drift share of "
         f"{p['drift_share_threshold']:g} or more, ROC AUC "
         f"event at a drop of more than {p['accuracy_drop']:g} on at least {p['min_labels']} "
         "labels. Covariate magnitude m: numeric features move by m reference standard "
@@ -570,26 +693,36 @@ def markdown(r: dict[str, Any]) -> str:
         f"three times as price sensitive). The aged no-drift windows are the same customers "
         "60-90 days after the reference's snapshots, nothing changed but time: survivors are "
         f"older and differ from the churners that left. {s['windows']} windows per scenario, "
-        f"{s['null_windows']} without drift.\n",
-        f"| scenario | windows | drift event | share ≥ {r['alt_share']:g} | any feature flagged "
+        f"{s['null_windows']} without drift. Reference *holdout*: the holdout above; "
+        f"*recent*: the monitor's recent reference, the healthy traffic of the "
+        f"{r.get('recent_days', 7)} days before a window of as many days, 60-90 days after the "
+        "holdout. Drift event = feature drift (share) or a prior shift (label rate or mean "
+        f"score beyond ±{p.get('prior_tolerance', 0.25):.0%} with "
+        f"{p.get('prior_confidence', 0.95):.0%} confidence).\n",
+        f"| reference | scenario | windows | drift event | by features | by prior check "
+        f"| share ≥ {r['alt_share']:g} | any feature flagged "
         "| prediction drift | ROC AUC event | any event | mean drift share | mean ROC AUC |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in r["rates"]:
         lines.append(
-            f"| {row['scenario']} | {row['windows']} | {_pct(row['drift_event'])} "
-            f"| {_pct(row['alt_share_event'])} "
+            f"| {row.get('mode', 'holdout')} | {row['scenario']} | {row['windows']} "
+            f"| {_pct(row['drift_event'])} | {_pct(row.get('feature_event'))} "
+            f"| {_pct(row.get('prior_event'))} | {_pct(row['alt_share_event'])} "
             f"| {_pct(row['feature_alarm'])} | {_pct(row['prediction_drift'])} "
             f"| {_pct(row['performance_event'])} | {_pct(row['event'])} "
             f"| {row['mean_drift_share']:.2f} | {_num(row['mean_roc_auc'])} |"
         )
-    null = next(row for row in r["rates"] if row["truth"] == "none")
-    flagged = ", ".join(f"{f} {n}" for f, n in null["flagged"].items()) or "none"
+    lines.append("")
+    for null in (row for row in r["rates"] if row["truth"] == "none"):
+        flagged = ", ".join(f"{f} {n}" for f, n in null["flagged"].items()) or "none"
+        lines.append(
+            f"False alarms ({null.get('mode', 'holdout')}, {null['scenario']}): any event "
+            f"{_pct(null['event'])}, a feature flagged {_pct(null['feature_alarm'])} (flags per "
+            f"feature: {flagged}); {null['seconds_per_window'] * 1000:.0f} ms per window in "
+            "`compare_window` (no HTML report).\n"
+        )
     lines += [
-        "",
-        f"False alarms (no-drift windows): any event {_pct(null['event'])}, a feature flagged "
-        f"{_pct(null['feature_alarm'])} (flags per feature: {flagged}). A window costs "
-        f"{null['seconds_per_window'] * 1000:.0f} ms in `compare_window` (no HTML report).\n",
         f"Detection delay: streams of {s['stream_length']} windows, drift from window "
         f"{s['onset']} (0-based); gradual drift reaches full strength over {s['ramp']} windows. "
         "Delay counts windows after onset until the first alarm (0 = caught in the first "
@@ -665,9 +798,19 @@ def main() -> int:
         help="per-feature drift threshold (default: monitoring.feature_drift_threshold)",
     )
     parser.add_argument("--no-large", action="store_true", help="skip the 1M-row timing")
+    parser.add_argument("--no-delays", action="store_true", help="skip the delay streams")
+    parser.add_argument("--windows", type=int, help="windows per drift scenario (default 20)")
+    parser.add_argument(
+        "--mode", choices=MODES, action="append", help="reference(s) to measure (default: both)"
+    )
     args = parser.parse_args()
     result = run(
-        quick=args.quick, feature_threshold=args.feature_threshold, large=not args.no_large
+        quick=args.quick,
+        feature_threshold=args.feature_threshold,
+        large=not args.no_large,
+        modes=tuple(args.mode or MODES),
+        delays=not args.no_delays,
+        windows=args.windows,
     )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

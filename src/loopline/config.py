@@ -133,6 +133,20 @@ class MonitoringParams(_Strict):
     accuracy_drop: float = Field(default=0.05, ge=0, le=1)
     min_labels: int = Field(default=200, ge=1)
     cooldown_hours: float = Field(default=6, ge=0)
+    # What windows are compared with: the served traffic of recent healthy windows (it ages
+    # with the customers), or always the model's holdout.
+    reference: Literal["recent", "holdout"] = "recent"
+    reference_hours: float = Field(default=24, gt=0)
+    # Fewer healthy rows than this and the holdout is the reference.
+    reference_min_rows: int = Field(default=2000, ge=1)
+    # The feature threshold against the holdout, which is label_delay_days + holdout_days
+    # older than the traffic (None: feature_drift_threshold).
+    holdout_feature_drift_threshold: float | None = Field(default=None, gt=0, le=1)
+    # Prior shift: label rate or mean score moved beyond this relative change, at this
+    # confidence; labels judged only with this many expected positives and negatives.
+    prior_tolerance: float = Field(default=0.25, gt=0)
+    prior_confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    prior_min_positives: int = Field(default=30, ge=1)
     retrain_cron: str = "0 2 * * *"
     retrain_on_new_data: bool = False
     rollout: Literal["canary", "shadow"] = "canary"

@@ -22,6 +22,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from loopline.monitoring.prior import LABEL_RATE, MEAN_SCORE, MeanShift, mean_shift
+
 MAX_ROWS = 50_000
 REPORT_HTML = "drift_report.html"
 REPORT_JSON = "drift_report.json"
@@ -42,6 +44,9 @@ class WindowResult:
     ``drifted_features`` counts the drifted ones (:attr:`drifted` names them).
     ``prediction_drift`` is the score column's drift score, None when the reference has no
     scores. ``accuracy`` and ``roc_auc`` use the window's rows with a true label.
+    ``label_rate`` and ``mean_score`` compare the positive rate of labelled rows and the
+    mean score with the reference's (see :mod:`loopline.monitoring.prior`); None when a
+    side lacks the column.
     """
 
     rows: int
@@ -56,6 +61,8 @@ class WindowResult:
     n_labels: int
     accuracy: float | None
     roc_auc: float | None
+    label_rate: MeanShift | None
+    mean_score: MeanShift | None
     report_html: str | None
     report_json: str | None
     seconds: float
@@ -95,6 +102,7 @@ def compare_window(
     seed: int = 0,
     report_dir: Path | None = None,
     feature_threshold: float | None = None,
+    entity_column: str | None = None,
 ) -> WindowResult:
     """Compare ``current`` with ``reference``: per-feature drift, prediction drift, quality.
 
@@ -104,6 +112,8 @@ def compare_window(
     ``report_dir``, Evidently's HTML and JSON report of the same comparison are written there.
     ``feature_threshold`` replaces the drift tests' default thresholds (0.1 for the
     Wasserstein and Jensen-Shannon distances Evidently picks for windows this size).
+    ``entity_column``, when both frames have it, groups rows by customer for the standard
+    errors of the label rate and mean score.
 
     Raises:
         ValueError: a frame is empty or lacks a feature, label or prediction column.
@@ -132,6 +142,7 @@ def compare_window(
     n_labels, accuracy, roc_auc = _classification(
         current, label_column, score_column, prediction_column
     )
+    label_rate, mean_score = _means(reference, current, label_column, score, entity_column)
     report_html = report_json = None
     if report_dir is not None:
         # Evidently refuses a column with no values; the result already marks those drifted.
@@ -151,6 +162,8 @@ def compare_window(
         n_labels=n_labels,
         accuracy=accuracy,
         roc_auc=roc_auc,
+        label_rate=label_rate,
+        mean_score=mean_score,
         report_html=report_html,
         report_json=report_json,
         seconds=time.perf_counter() - started,
@@ -250,6 +263,25 @@ def _classification(
         if y[scored].nunique() == 2:
             roc_auc = float(roc_auc_score(y[scored], scores[scored]))
     return int(known.sum()), accuracy, roc_auc
+
+
+def _means(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    label_column: str | None,
+    score: list[str],
+    entity_column: str | None,
+) -> tuple[MeanShift | None, MeanShift | None]:
+    # Every row of both frames, not the drift tests' sample: the standard errors need them.
+    both = entity_column is not None and entity_column in reference and entity_column in current
+    groups = (reference[entity_column], current[entity_column]) if both else (None, None)
+
+    def shift(quantity: str, column: str) -> MeanShift:
+        return mean_shift(quantity, reference[column], current[column], *groups)
+
+    labelled = label_column is not None and label_column in reference
+    label_rate = shift(LABEL_RATE, label_column) if labelled and label_column else None
+    return label_rate, (shift(MEAN_SCORE, score[0]) if score else None)
 
 
 def _write_report(

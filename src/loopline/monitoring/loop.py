@@ -8,6 +8,7 @@ starts ``retrain``), so there is no polling loop of our own.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +32,9 @@ def _policy(params: Params) -> Any:
         accuracy_drop=m.accuracy_drop,
         min_labels=m.min_labels,
         cooldown_hours=m.cooldown_hours,
+        prior_tolerance=m.prior_tolerance,
+        prior_confidence=m.prior_confidence,
+        prior_min_positives=m.prior_min_positives,
     )
 
 
@@ -48,34 +52,56 @@ def _last_trigger(windows: list[dict[str, Any]]) -> datetime | None:
 def monitor_window(
     params: Params, paths: Paths, *, now: datetime | None = None, minutes: float | None = None
 ) -> dict[str, Any]:
-    """Compare the last window of served predictions with the champion's reference."""
+    """Compare the last window of served predictions with the champion's reference.
+
+    The reference is the traffic of recent healthy windows when there is enough of it
+    (``monitoring.reference``), else the champion's holdout (see
+    :mod:`loopline.monitoring.reference`).
+    """
     from loopline.monitoring.drift import compare_window
     from loopline.monitoring.policy import decide
+    from loopline.monitoring.reference import (
+        MAX_REFERENCE_ROWS,
+        Reference,
+        healthy_spans,
+        served_rows,
+        window_reference,
+    )
     from loopline.promotion import open_registry, verified_model
-    from loopline.serving.predlog_read import labelled_predictions, read_predictions
     from loopline.tracking import Store
 
+    m = params.monitoring
     now = now or datetime.now(UTC)
-    since = now - timedelta(minutes=minutes or params.monitoring.window_minutes)
+    since = now - timedelta(minutes=minutes or m.window_minutes)
     name = params.serving.model_name
     champion = open_registry(paths).production(name)
     if champion is None:
         return {"skipped": "no model in production yet"}
-    served = read_predictions(paths.serving_log, since=since, until=now)
-    if served.empty:
+    current = served_rows(paths.serving_log, champion.version, since, now)
+    if current.empty:
         return {"skipped": f"no predictions since {since:%Y-%m-%d %H:%M}"}
-    served = served[(~served["shadow"]) & (served["model_version"] == champion.version)]
-    labelled = labelled_predictions(paths.serving_log, since=since, until=now)
-    labelled = labelled[labelled["model_version"] == champion.version]
-    current = served.merge(
-        labelled[["request_id", "entity_id", "actual"]], on=["request_id", "entity_id"], how="left"
-    )
-    model, reference = verified_model(champion)
+    model, holdout = verified_model(champion)
     numeric, categorical = _columns(model, params)
-    reference = reference.assign(score=model.predict_proba(reference[numeric + categorical])[:, 1])
-    reference = reference.rename(columns={params.dataset.label: "actual"})
+    holdout = holdout.assign(score=model.predict_proba(holdout[numeric + categorical])[:, 1])
+    # The log's names, so holdout and served rows line up column for column.
+    holdout = holdout.rename(
+        columns={params.dataset.label: "actual", params.dataset.entity: "entity_id"}
+    )
+    store = Store(paths.registry_url).migrate()
+    history = store.windows(name)
+    reference = Reference(holdout, "holdout", 0, len(holdout))
+    if m.reference == "recent":
+        spans = healthy_spans(
+            history, model_version=champion.version, before=since, hours=m.reference_hours
+        )
+        earlier = (
+            served_rows(paths.serving_log, champion.version, spans[0][0], since, MAX_REFERENCE_ROWS)
+            if spans
+            else current.iloc[:0]
+        )
+        reference = window_reference(holdout, earlier, spans, min_rows=m.reference_min_rows)
     result = compare_window(
-        reference,
+        reference.frame,
         current,
         numeric=numeric,
         categorical=categorical,
@@ -83,13 +109,15 @@ def monitor_window(
         label_column="actual",
         prediction_column="label",
         report_dir=paths.reports / f"{now:%Y%m%dT%H%M%S}",
-        feature_threshold=params.monitoring.feature_drift_threshold,
+        feature_threshold=reference.feature_threshold(
+            m.feature_drift_threshold, m.holdout_feature_drift_threshold
+        ),
+        entity_column="entity_id",
     )
-    store = Store(paths.registry_url).migrate()
     decision = decide(
         result,
         holdout_auc=float(champion.metrics.get("roc_auc", float("nan"))),
-        last_trigger_at=_last_trigger(store.windows(name)),
+        last_trigger_at=_last_trigger(history),
         now=now,
         policy=_policy(params),
     )
@@ -108,6 +136,9 @@ def monitor_window(
         "report_html": result.report_html,
         "report_json": result.report_json,
         "events": list(decision.events),
+        "healthy": decision.healthy,
+        "reference": reference.describe(),
+        "prior_checks": [asdict(p) for p in decision.prior],
     }
     store.record_window(computed_at=now, model_name=name, **summary)
     store.close()
@@ -134,7 +165,16 @@ def compact_logs(paths: Paths, now: datetime | None = None) -> list[str]:
 
 
 def _evidence(summary: dict[str, Any]) -> dict[str, Any]:
-    keys = ("model_version", "rows", "drift_share", "drifted_features", "n_labels", "roc_auc")
+    keys = (
+        "model_version",
+        "rows",
+        "drift_share",
+        "drifted_features",
+        "n_labels",
+        "roc_auc",
+        "reference",
+        "prior_checks",
+    )
     return {k: summary[k] for k in keys} | {"window_end": str(summary["window_end"])}
 
 

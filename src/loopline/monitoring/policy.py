@@ -1,20 +1,51 @@
-"""When a monitored window should trigger something: drift, degraded quality, cooldown.
+"""When a monitored window should trigger something: drift, prior shift, degraded quality.
 
 Pure logic over a window's numbers, so the rules can be tested without data or Evidently.
 Both events share one cooldown: a drift episode usually shows as input drift first and
 as lower ROC AUC once labels arrive, and both should lead to the same single retrain.
+
+A label-prior shift (the churn rate or the mean predicted probability moving) is drift in
+what the model predicts, not in its inputs: it raises ``loopline.drift.detected`` too, so
+the retrain trigger that already listens for drift acts on it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from statistics import NormalDist
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 DRIFT_DETECTED = "loopline.drift.detected"
 PERFORMANCE_DEGRADED = "loopline.performance.degraded"
+
+
+class MeanNumbers(Protocol):
+    """The part of a :class:`~loopline.monitoring.prior.MeanShift` the policy reads."""
+
+    @property
+    def quantity(self) -> str: ...
+
+    @property
+    def window_mean(self) -> float | None: ...
+
+    @property
+    def window_se(self) -> float | None: ...
+
+    @property
+    def window_n(self) -> int: ...
+
+    @property
+    def reference_mean(self) -> float | None: ...
+
+    @property
+    def reference_se(self) -> float | None: ...
+
+    @property
+    def reference_n(self) -> int: ...
 
 
 class WindowNumbers(Protocol):
@@ -31,6 +62,12 @@ class WindowNumbers(Protocol):
 
     @property
     def roc_auc(self) -> float | None: ...
+
+    @property
+    def label_rate(self) -> MeanNumbers | None: ...
+
+    @property
+    def mean_score(self) -> MeanNumbers | None: ...
 
 
 class MonitoringPolicy(BaseModel):
@@ -49,6 +86,32 @@ class MonitoringPolicy(BaseModel):
     min_labels: int = Field(default=200, ge=1)
     # After an event, further events are held back this long: one episode, one retrain.
     cooldown_hours: float = Field(default=6.0, ge=0)
+    # Prior shift: the label rate or mean score changed by more than this share of the
+    # reference's (0.25: below x0.75 or above x1.25) with ``prior_confidence``.
+    prior_tolerance: float = Field(default=0.25, gt=0)
+    prior_confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    # The label rate is judged only when the window's labels hold at least this many
+    # positives and negatives at the reference's rate (the normal interval needs them).
+    prior_min_positives: int = Field(default=30, ge=1)
+
+
+Outcome = Literal["shifted", "within tolerance", "not enough evidence"]
+
+
+@dataclass(frozen=True)
+class PriorCheck:
+    """One prior-shift test: the relative change of a mean, its interval, and the counts."""
+
+    quantity: str
+    outcome: Outcome
+    window_mean: float | None
+    reference_mean: float | None
+    window_n: int
+    reference_n: int
+    change: float | None = None
+    low: float | None = None
+    high: float | None = None
+    confidence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -59,10 +122,18 @@ class Decision:
     reasons: list[str] = field(default_factory=list)
     suppressed_by_cooldown: bool = False
     too_small: bool = False
+    # What the checks found, cooldown or not: a window is healthy only when this is empty.
+    found: list[str] = field(default_factory=list)
+    prior: list[PriorCheck] = field(default_factory=list)
 
     @property
     def triggered(self) -> bool:
         return bool(self.events)
+
+    @property
+    def healthy(self) -> bool:
+        """Judged and nothing found: fit to serve as a recent reference for later windows."""
+        return not self.too_small and not self.found
 
 
 def decide(
@@ -80,6 +151,7 @@ def decide(
     policy = policy or MonitoringPolicy()
     found: list[str] = []
     reasons: list[str] = []
+    prior: list[PriorCheck] = []
     too_small = result.rows < policy.min_window_rows
     if too_small:
         reasons.append(
@@ -94,6 +166,14 @@ def decide(
             f" ({'at or above' if drifted else 'below'} the"
             f" {policy.drift_share_threshold:.0%} threshold)"
         )
+        prior = [
+            prior_check(m, policy, labels=m is result.label_rate)
+            for m in (result.label_rate, result.mean_score)
+            if m is not None
+        ]
+        if any(p.outcome == "shifted" for p in prior) and not drifted:
+            found.append(DRIFT_DETECTED)
+        reasons.extend(_prior_reason(p, policy) for p in prior)
         degraded, reason = _quality(result, holdout_auc, policy)
         if degraded:
             found.append(PERFORMANCE_DEGRADED)
@@ -110,6 +190,60 @@ def decide(
         reasons=reasons,
         suppressed_by_cooldown=cooling,
         too_small=too_small,
+        found=found,
+        prior=prior,
+    )
+
+
+def prior_check(numbers: MeanNumbers, policy: MonitoringPolicy, *, labels: bool) -> PriorCheck:
+    """Whether a mean moved beyond ``prior_tolerance`` of the reference's, with confidence.
+
+    The change is relative, ``window / reference - 1``, with a normal interval from both
+    sides' standard errors (delta method). Shifted when the whole interval lies beyond the
+    tolerance; not enough evidence when a side has no standard error or, for labels
+    (``labels``), fewer positives or negatives are expected than ``prior_min_positives``.
+    """
+    w, r, w_se, r_se = (
+        numbers.window_mean,
+        numbers.reference_mean,
+        numbers.window_se,
+        numbers.reference_se,
+    )
+    base = PriorCheck(
+        numbers.quantity, "not enough evidence", w, r, numbers.window_n, numbers.reference_n
+    )
+    if w is None or r is None or w_se is None or r_se is None or r <= 0:
+        return base
+    if labels and min(r, 1 - r) * numbers.window_n < policy.prior_min_positives:
+        return base
+    change = w / r - 1
+    se = math.sqrt(w_se**2 + (w / r) ** 2 * r_se**2) / r
+    z = NormalDist().inv_cdf(0.5 + policy.prior_confidence / 2)
+    low, high = change - z * se, change + z * se
+    shifted = low > policy.prior_tolerance or high < -policy.prior_tolerance
+    return PriorCheck(
+        numbers.quantity,
+        "shifted" if shifted else "within tolerance",
+        w,
+        r,
+        numbers.window_n,
+        numbers.reference_n,
+        change=change,
+        low=low,
+        high=high,
+        confidence=policy.prior_confidence,
+    )
+
+
+def _prior_reason(check: PriorCheck, policy: MonitoringPolicy) -> str:
+    counts = f"on {check.window_n} rows against the reference's {check.reference_n}"
+    if check.change is None or check.low is None or check.high is None:
+        needed = f"at least {policy.prior_min_positives} expected positives and negatives"
+        return f"{check.quantity} {counts}: not enough evidence ({needed}, both sides)"
+    return (
+        f"{check.quantity} {check.window_mean:.4f} {counts} ({check.reference_mean:.4f}):"
+        f" {check.change:+.0%}, {check.confidence:.0%} interval {check.low:+.0%} to"
+        f" {check.high:+.0%}, {check.outcome} (tolerance ±{policy.prior_tolerance:.0%})"
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -180,3 +181,7 @@ class DriftWindowRow(Base):
     report_html: Mapped[str | None] = mapped_column(Text)
     report_json: Mapped[str | None] = mapped_column(Text)
     events: Mapped[list[Any]]
+    # Judged and nothing found (cooldown or not): its rows may serve as a recent reference.
+    healthy: Mapped[bool | None] = mapped_column(Boolean)
+    reference: Mapped[str | None] = mapped_column(String(255))
+    prior_checks: Mapped[list[Any] | None]
