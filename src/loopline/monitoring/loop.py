@@ -189,17 +189,29 @@ def emit(event: str, model_name: str, payload: dict[str, Any]) -> None:
     )
 
 
-def retrain(params: Params, paths: Paths, *, actor: str, reason: str) -> dict[str, Any]:
-    """Train on the current data version, gate the result, and start its rollout."""
-    from loopline import promotion, steps
+def retrain(
+    params: Params, paths: Paths, *, actor: str, reason: str, flow_run_id: str | None = None
+) -> dict[str, Any]:
+    """Train on the current data version in the run's workspace ``paths``, publish, gate the
+    result, and start its rollout.
 
-    steps.prepare_step(params, paths)
-    steps.validate_step(params, paths)
-    steps.features_step(params, paths)
-    trained = steps.train_step(params, paths)
-    evaluation = steps.evaluate_step(params, paths)
-    steps.record_run(params, paths, trained, evaluation, None)
-    packaged = steps.package_step(params, paths, registered_by=actor, why=f"retrained: {reason}")
+    A retrain of a model that is already training is refused (:class:`locks.LockHeld`
+    names the running one): the second trigger of one episode has nothing to add.
+    """
+    from loopline import locks, promotion, runs, steps
+
+    name = params.serving.model_name
+    with locks.training(paths, name, run_id=_run_name(paths), wait=False):
+        runs.snapshot_data(paths)
+        steps.prepare_step(params, paths)
+        steps.validate_step(params, paths)
+        steps.features_step(params, paths)
+        trained = steps.train_step(params, paths)
+        evaluation = steps.evaluate_step(params, paths)
+        steps.record_run(params, paths, trained, evaluation, flow_run_id)
+        packaged = steps.package_step(
+            params, paths, flow_run_id, registered_by=actor, why=f"retrained: {reason}"
+        )
     version = packaged["model"]
     registry = promotion.open_registry(paths)
     report = promotion.check_gates(params, registry, registry.get(version))
@@ -225,3 +237,17 @@ def review_rollout(
     from loopline.monitoring.review import review_rollout as review
 
     return review(params, paths, actor=actor, now=now)
+
+
+def _run_name(paths: Paths) -> str | None:
+    return paths.workspace.name if paths.workspace else None
+
+
+def known_model(params: Params, model: str | None) -> str:
+    """The model a request names, checked against the one this project trains."""
+    name = params.serving.model_name
+    if model is not None and model != name:
+        raise ValueError(
+            f"unknown model {model!r}: this project trains {name!r} (serving.model_name)"
+        )
+    return name
