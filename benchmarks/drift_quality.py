@@ -44,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -88,6 +89,10 @@ PADDING = 6  # standard-normal columns that pad the 14 model inputs to 20 in the
 # The recent reference: healthy traffic of this many days before a window of as many days.
 RECENT_DAYS = 7
 MODES = ("holdout", "recent")
+# The ROC AUC check re-decided per window at these confidences and allowed drops, beside
+# the project's, from each window's estimate and standard error (one run, every setting).
+AUC_CONFIDENCES = (0.8, 0.9, 0.95, 0.99)
+AUC_DROPS = (0.03, 0.04, 0.05)
 
 
 @dataclass(frozen=True)
@@ -216,7 +221,12 @@ def build_world(s: Settings, seed: int = 101, feature_threshold: float | None = 
         model=model,
         threshold=params.serving.threshold,
         # The project's own policy, as the monitor applies it.
-        policy=_policy(params),
+        policy=_policy(params).model_copy(
+            update={
+                "auc_confidence": m.auc_confidence,
+                "auc_min_class_labels": m.auc_min_class_labels,
+            }
+        ),
         feature_threshold=(
             feature_threshold if feature_threshold is not None else m.feature_drift_threshold
         ),
@@ -367,8 +377,28 @@ def judge(w: World, window: pd.DataFrame, reference: Reference) -> dict[str, Any
         "performance_event": PERFORMANCE_DEGRADED in decision.events,
         "event": decision.triggered,
         "roc_auc": result.roc_auc,
+        "auc_se": decision.auc.se if decision.auc else None,
         "seconds": result.seconds,
     }
+
+
+def _auc_sweep(w: World, records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per (confidence, drop): the share of windows with a ROC AUC event, and with any event."""
+    out = {}
+    for confidence in AUC_CONFIDENCES:
+        z = NormalDist().inv_cdf(0.5 + confidence / 2)
+        for drop in AUC_DROPS:
+            fired = [
+                r["auc_se"] is not None
+                and r["roc_auc"] + z * r["auc_se"] < w.holdout_auc - drop - 1e-9
+                for r in records
+            ]
+            out[f"{confidence:g}/{drop:g}"] = {
+                "performance_event": sum(fired) / len(records),
+                "event": sum(f or r["drift_event"] for f, r in zip(fired, records, strict=True))
+                / len(records),
+            }
+    return out
 
 
 def scenarios(w: World, mode: str = "holdout") -> list[tuple[str, str, Window]]:
@@ -444,7 +474,8 @@ def detection_rates(
         for _ in range(count):
             reference, pool = source(rng)
             records.append(judge(w, window(rng, 1.0, pool), reference))
-        out.append({"scenario": name, "truth": truth, "mode": mode, **_rates(records)})
+        rates = _rates(records) | {"auc_sweep": _auc_sweep(w, records)}
+        out.append({"scenario": name, "truth": truth, "mode": mode, **rates})
         say(f"drift quality ({mode}): {name}: events {out[-1]['event']:.0%}")
     return out
 
@@ -684,8 +715,10 @@ def markdown(r: dict[str, Any]) -> str:
         f"{r.get('holdout_feature_threshold') or r.get('feature_threshold') or 0.1:g} against "
         "the holdout, drift event at a drift share of "
         f"{p['drift_share_threshold']:g} or more, ROC AUC "
-        f"event at a drop of more than {p['accuracy_drop']:g} on at least {p['min_labels']} "
-        "labels. Covariate magnitude m: numeric features move by m reference standard "
+        f"event when the upper bound of the {p.get('auc_confidence', 0.9):.0%} interval of the "
+        f"window's ROC AUC is more than {p['accuracy_drop']:g} below the holdout's, on at "
+        f"least {p['min_labels']} labels and {p.get('auc_min_class_labels', 30)} of each "
+        "class. Covariate magnitude m: numeric features move by m reference standard "
         "deviations, categorical ones have a share m of rows moved to their rarest category "
         f"(3 features: {', '.join(r['three_features'])}). Concept drift reverses the "
         "generator's price sensitivity (-6, -10); the label-prior shift doubles the churn "
@@ -714,6 +747,22 @@ def markdown(r: dict[str, Any]) -> str:
             f"| {row['mean_drift_share']:.2f} | {_num(row['mean_roc_auc'])} |"
         )
     lines.append("")
+    swept = [row for row in r["rates"] if "auc_sweep" in row]
+    if swept:
+        settings = list(swept[0]["auc_sweep"])
+        lines += [
+            "The ROC AUC check at other confidences / allowed drops, re-decided on the same "
+            "windows (ROC AUC event; any event in brackets):\n",
+            "| reference | scenario | " + " | ".join(settings) + " |",
+            "|---|---|" + "---:|" * len(settings),
+        ]
+        for row in swept:
+            cells = [
+                f"{_pct(v['performance_event'])} ({_pct(v['event'])})"
+                for v in row["auc_sweep"].values()
+            ]
+            lines.append(f"| {row['mode']} | {row['scenario']} | " + " | ".join(cells) + " |")
+        lines.append("")
     for null in (row for row in r["rates"] if row["truth"] == "none"):
         flagged = ", ".join(f"{f} {n}" for f, n in null["flagged"].items()) or "none"
         lines.append(

@@ -131,6 +131,10 @@ class MonitoringParams(_Strict):
     feature_drift_threshold: float | None = Field(default=None, gt=0, le=1)
     min_window_rows: int = Field(default=500, ge=1)
     accuracy_drop: float = Field(default=0.05, ge=0, le=1)
+    # ROC AUC degraded only when the upper bound of its two-sided interval at this confidence
+    # is below holdout - accuracy_drop; judged with this many positives and negatives.
+    auc_confidence: float = Field(default=0.9, gt=0.5, lt=1)
+    auc_min_class_labels: int = Field(default=30, ge=2)
     min_labels: int = Field(default=200, ge=1)
     cooldown_hours: float = Field(default=6, ge=0)
     # What windows are compared with: the served traffic of recent healthy windows (it ages

@@ -1,16 +1,19 @@
-"""The monitoring policy: thresholds, window size, label count, the cooldown, the prior-shift
-check, and which recorded windows make the recent reference."""
+"""The monitoring policy: thresholds, window size, label count, the ROC AUC interval, the
+cooldown, the prior-shift check, and which recorded windows make the recent reference."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 import pytest
 from pydantic import ValidationError
+from sklearn.metrics import roc_auc_score
 
+from loopline.monitoring.auc import auc_interval, hanley_mcneil_se
 from loopline.monitoring.policy import (
     DRIFT_DETECTED,
     PERFORMANCE_DEGRADED,
@@ -36,6 +39,21 @@ class Window:
     roc_auc: float | None = None
     label_rate: MeanShift | None = None
     mean_score: MeanShift | None = None
+
+
+def counts(n: int, positives: int, customers: int | None = None) -> MeanShift:
+    """The window's class counts as the label-rate numbers carry them (no reference side)."""
+    return MeanShift(
+        LABEL_RATE, positives / n, None, n, customers or n, positives, None, None, 0, 0
+    )
+
+
+def labelled(
+    auc: float | None, n: int, positives: int, customers: int | None = None, drift_share: float = 0
+) -> Window:
+    """A window of ``n`` labels, ``positives`` of them churners, from ``customers`` customers."""
+    label_rate = counts(n, positives, customers)
+    return Window(n_labels=n, roc_auc=auc, label_rate=label_rate, drift_share=drift_share)
 
 
 def events(window: Window, last: datetime | None = None, now: datetime = NOW) -> list[str]:
@@ -77,19 +95,88 @@ def test_a_window_below_the_minimum_size_is_not_judged() -> None:
     assert events(Window(rows=500, drift_share=1.0)) == [DRIFT_DETECTED]
 
 
-@pytest.mark.parametrize(
-    ("auc", "expected"),
-    [(0.76, []), (0.75, []), (0.749, [PERFORMANCE_DEGRADED]), (0.60, [PERFORMANCE_DEGRADED])],
-)
-def test_a_roc_auc_drop_beyond_the_allowed_one_is_degradation(
-    auc: float, expected: list[str]
-) -> None:
-    assert events(Window(n_labels=300, roc_auc=auc)) == expected
+# --- the ROC AUC check -----------------------------------------------------------------------
+# Holdout 0.80, allowed drop 0.05: the floor is 0.75. The default confidence is 0.9 (z 1.645).
+
+
+def test_a_clearly_degraded_roc_auc_on_enough_labels_is_degradation() -> None:
+    # 0.65 on 300 positives and 1,700 negatives: se 0.018, 90 % interval 0.620-0.680.
+    decision = decide(
+        labelled(0.65, 2000, 300),
+        holdout_auc=HOLDOUT_AUC,
+        last_trigger_at=None,
+        now=NOW,
+        policy=POLICY,
+    )
+    assert decision.events == [PERFORMANCE_DEGRADED]
+    check = decision.auc
+    assert check is not None and check.outcome == "degraded"
+    assert check.high is not None and check.high == pytest.approx(0.680, abs=0.001)
+    assert (check.positives, check.negatives, check.customers) == (300, 1700, 2000)
+    (reason,) = [r for r in decision.reasons if r.startswith("ROC AUC")]
+    assert "0.650 on 2000 labels" in reason and "floor 0.750" in reason
+    assert "300 positives, 1700 negatives" in reason and "90% interval 0.620 to 0.680" in reason
+
+
+def test_a_dip_within_the_interval_is_not_degradation() -> None:
+    # 0.74 is 0.06 below the holdout, beyond the allowed drop, but on 150 positives its se is
+    # 0.024 and the 90 % interval (0.701-0.779) reaches above the 0.75 floor.
+    decision = decide(
+        labelled(0.74, 2000, 150),
+        holdout_auc=HOLDOUT_AUC,
+        last_trigger_at=None,
+        now=NOW,
+        policy=POLICY,
+    )
+    assert decision.events == [] and decision.healthy
+    assert decision.auc is not None and decision.auc.outcome == "within tolerance"
+    assert any("drop of 0.060" in r and "within tolerance" in r for r in decision.reasons)
+
+
+def test_an_upper_bound_exactly_at_the_floor_is_not_degradation() -> None:
+    interval = auc_interval(0.70, 300, 1700, POLICY.auc_confidence)
+    policy = POLICY.model_copy(update={"accuracy_drop": HOLDOUT_AUC - interval.high})
+    window = labelled(0.70, 2000, 300)
+    assert events(window) == [PERFORMANCE_DEGRADED]  # the default floor, 0.75, is above 0.729
+    at_floor = decide(window, holdout_auc=HOLDOUT_AUC, last_trigger_at=None, now=NOW, policy=policy)
+    assert at_floor.events == []
+
+
+def test_few_positives_are_not_enough_evidence() -> None:
+    # 2,000 labels but 20 churners: even a coin-flip ROC AUC says nothing reliable.
+    decision = decide(
+        labelled(0.50, 2000, 20),
+        holdout_auc=HOLDOUT_AUC,
+        last_trigger_at=None,
+        now=NOW,
+        policy=POLICY,
+    )
+    assert decision.events == []
+    assert decision.auc is not None and decision.auc.outcome == "not enough evidence"
+    assert any("not enough evidence (need 30 of each class)" in r for r in decision.reasons)
+
+
+def test_unknown_class_counts_are_not_enough_evidence() -> None:
+    decision = decide(
+        Window(n_labels=2000, roc_auc=0.5),
+        holdout_auc=HOLDOUT_AUC,
+        last_trigger_at=None,
+        now=NOW,
+        policy=POLICY,
+    )
+    assert decision.events == [] and any("class counts unknown" in r for r in decision.reasons)
+
+
+def test_repeated_rows_of_a_customer_widen_the_interval() -> None:
+    # 0.70 on 300/1,700 rows is degraded (upper bound 0.729); the same rows from 500
+    # customers count as 75/425 and the upper bound, 0.759, reaches the floor.
+    assert events(labelled(0.70, 2000, 300)) == [PERFORMANCE_DEGRADED]
+    assert events(labelled(0.70, 2000, 300, customers=500)) == []
 
 
 def test_roc_auc_on_too_few_labels_or_one_class_is_not_judged() -> None:
     few = decide(
-        Window(n_labels=199, roc_auc=0.5),
+        labelled(0.5, 199, 60),
         holdout_auc=HOLDOUT_AUC,
         last_trigger_at=None,
         now=NOW,
@@ -97,7 +184,7 @@ def test_roc_auc_on_too_few_labels_or_one_class_is_not_judged() -> None:
     )
     assert few.events == [] and any("only 199 labels" in r for r in few.reasons)
     one_class = decide(
-        Window(n_labels=300, roc_auc=None),
+        labelled(None, 300, 0),
         holdout_auc=HOLDOUT_AUC,
         last_trigger_at=None,
         now=NOW,
@@ -106,13 +193,40 @@ def test_roc_auc_on_too_few_labels_or_one_class_is_not_judged() -> None:
     assert one_class.events == [] and any("one class" in r for r in one_class.reasons)
 
 
+def binormal_auc(true_auc: float, seed: int) -> float:
+    """ROC AUC of 150 positives and 1,850 negatives with binormal scores of ROC AUC ``true_auc``."""
+    rng = np.random.default_rng(seed)
+    shift = float(np.sqrt(2) * NormalDist().inv_cdf(true_auc))
+    y = np.r_[np.ones(150), np.zeros(1850)]
+    return float(roc_auc_score(y, rng.normal(size=2000) + shift * y))
+
+
+def binormal_window(true_auc: float, seed: int) -> Window:
+    return labelled(binormal_auc(true_auc, seed), 2000, 150)
+
+
+def test_sampled_windows_fire_on_a_real_drop_and_not_without_one() -> None:
+    # Fires when the estimate is below 0.75 - 1.645 se. No drop (true 0.80, se 0.022): that
+    # bound is ~0.714, 3.9 se below the truth, P(false failure) ~5e-5. A real drop (true
+    # 0.60, se 0.025): the bound is ~0.708, 4.3 se above the truth, P ~1e-5.
+    assert events(binormal_window(0.80, seed=1)) == []
+    assert events(binormal_window(0.60, seed=2)) == [PERFORMANCE_DEGRADED]
+
+
+def test_hanley_mcneil_matches_the_spread_of_sampled_roc_aucs() -> None:
+    # 400 sampled windows at a true 0.75: the sd of the estimates is itself estimated to
+    # within sd / sqrt(2 * 399), 3.5 %, so a 15 % tolerance is 4.2 of those: P ~3e-5.
+    aucs = [binormal_auc(0.75, seed=100 + k) for k in range(400)]
+    assert np.std(aucs, ddof=1) == pytest.approx(hanley_mcneil_se(0.75, 150, 1850), rel=0.15)
+
+
 def test_drift_and_degradation_together_raise_both_events() -> None:
-    window = Window(drift_share=0.6, n_labels=400, roc_auc=0.62)
+    window = labelled(0.62, 400, 100, drift_share=0.6)
     assert events(window) == [DRIFT_DETECTED, PERFORMANCE_DEGRADED]
 
 
 def test_a_second_window_within_the_cooldown_raises_nothing() -> None:
-    drifted = Window(drift_share=0.6, n_labels=400, roc_auc=0.62)
+    drifted = labelled(0.62, 400, 100, drift_share=0.6)
     first = decide(drifted, holdout_auc=HOLDOUT_AUC, last_trigger_at=None, now=NOW, policy=POLICY)
     assert first.triggered
     later = NOW + timedelta(hours=POLICY.cooldown_hours - 1)
@@ -161,6 +275,8 @@ def test_the_default_policy_is_used_when_none_is_given() -> None:
         {"prior_tolerance": 0},
         {"prior_confidence": 1.0},
         {"prior_min_positives": 0},
+        {"auc_confidence": 0.5},
+        {"auc_min_class_labels": 1},
         {"unknown_knob": 1},
     ],
 )

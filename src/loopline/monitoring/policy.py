@@ -4,6 +4,10 @@ Pure logic over a window's numbers, so the rules can be tested without data or E
 Both events share one cooldown: a drift episode usually shows as input drift first and
 as lower ROC AUC once labels arrive, and both should lead to the same single retrain.
 
+The ROC AUC check is a statistical decision too: degraded only when the whole confidence
+interval of the window's ROC AUC lies below the holdout's minus ``accuracy_drop``, so a
+noisy estimate on a few hundred labels does not fire on its own.
+
 A label-prior shift (the churn rate or the mean predicted probability moving) is drift in
 what the model predicts, not in its inputs: it raises ``loopline.drift.detected`` too, so
 the retrain trigger that already listens for drift acts on it.
@@ -12,12 +16,14 @@ the retrain trigger that already listens for drift acts on it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from statistics import NormalDist
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from loopline.monitoring.auc import auc_interval
 
 DRIFT_DETECTED = "loopline.drift.detected"
 PERFORMANCE_DEGRADED = "loopline.performance.degraded"
@@ -37,6 +43,12 @@ class MeanNumbers(Protocol):
 
     @property
     def window_n(self) -> int: ...
+
+    @property
+    def window_clusters(self) -> int: ...
+
+    @property
+    def window_positives(self) -> float: ...
 
     @property
     def reference_mean(self) -> float | None: ...
@@ -80,10 +92,14 @@ class MonitoringPolicy(BaseModel):
     # Smaller windows say nothing either way: no event, and ``too_small`` is set.
     min_window_rows: int = Field(default=500, ge=1)
     # Degraded when the window's ROC AUC is more than this below the model's holdout ROC AUC
-    # (an absolute drop; "accuracy" in the broad sense, measured as ROC AUC).
+    # (an absolute drop; "accuracy" in the broad sense, measured as ROC AUC) with
+    # ``auc_confidence``: the upper bound of its two-sided interval is below the floor.
     accuracy_drop: float = Field(default=0.05, ge=0, le=1)
-    # Fewer labelled rows than this and the window's ROC AUC is not judged.
+    auc_confidence: float = Field(default=0.9, gt=0.5, lt=1)
+    # Fewer labelled rows than this, or fewer positives or negatives than
+    # ``auc_min_class_labels``, and the window's ROC AUC is not judged.
     min_labels: int = Field(default=200, ge=1)
+    auc_min_class_labels: int = Field(default=30, ge=2)
     # After an event, further events are held back this long: one episode, one retrain.
     cooldown_hours: float = Field(default=6.0, ge=0)
     # Prior shift: the label rate or mean score changed by more than this share of the
@@ -96,6 +112,28 @@ class MonitoringPolicy(BaseModel):
 
 
 Outcome = Literal["shifted", "within tolerance", "not enough evidence"]
+AucOutcome = Literal["degraded", "within tolerance", "not enough evidence", "not judged"]
+
+
+@dataclass(frozen=True)
+class AucCheck:
+    """The ROC AUC test: the estimate, its interval, the floor it is held to, the counts.
+
+    ``positives`` and ``negatives`` count labelled rows; ``customers`` the distinct customers
+    among them, by which the interval's effective counts are scaled.
+    """
+
+    outcome: AucOutcome
+    roc_auc: float | None
+    floor: float
+    n_labels: int
+    positives: int | None = None
+    negatives: int | None = None
+    customers: int | None = None
+    se: float | None = None
+    low: float | None = None
+    high: float | None = None
+    confidence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +163,7 @@ class Decision:
     # What the checks found, cooldown or not: a window is healthy only when this is empty.
     found: list[str] = field(default_factory=list)
     prior: list[PriorCheck] = field(default_factory=list)
+    auc: AucCheck | None = None
 
     @property
     def triggered(self) -> bool:
@@ -152,6 +191,7 @@ def decide(
     found: list[str] = []
     reasons: list[str] = []
     prior: list[PriorCheck] = []
+    auc: AucCheck | None = None
     too_small = result.rows < policy.min_window_rows
     if too_small:
         reasons.append(
@@ -174,10 +214,10 @@ def decide(
         if any(p.outcome == "shifted" for p in prior) and not drifted:
             found.append(DRIFT_DETECTED)
         reasons.extend(_prior_reason(p, policy) for p in prior)
-        degraded, reason = _quality(result, holdout_auc, policy)
-        if degraded:
+        auc = auc_check(result, holdout_auc, policy)
+        if auc.outcome == "degraded":
             found.append(PERFORMANCE_DEGRADED)
-        reasons.append(reason)
+        reasons.append(_auc_reason(auc, holdout_auc, policy))
 
     cooling = bool(found) and _cooling_down(last_trigger_at, now, policy.cooldown_hours)
     if cooling and last_trigger_at is not None:
@@ -192,6 +232,7 @@ def decide(
         too_small=too_small,
         found=found,
         prior=prior,
+        auc=auc,
     )
 
 
@@ -247,22 +288,65 @@ def _prior_reason(check: PriorCheck, policy: MonitoringPolicy) -> str:
     )
 
 
-def _quality(
-    result: WindowNumbers, holdout_auc: float, policy: MonitoringPolicy
-) -> tuple[bool, str]:
-    if result.n_labels < policy.min_labels:
-        return (
-            False,
-            f"only {result.n_labels} labels (need {policy.min_labels}): ROC AUC not judged",
-        )
-    if result.roc_auc is None:
-        return False, f"ROC AUC undefined on {result.n_labels} labels (one class only)"
-    drop = holdout_auc - result.roc_auc
-    # The tolerance keeps a drop of exactly the allowed amount (0.80 - 0.75 is 0.0500...04 in
-    # floating point) on the allowed side, as the reason's rounded numbers would suggest.
-    return drop > policy.accuracy_drop + 1e-9, (
-        f"ROC AUC {result.roc_auc:.3f} on {result.n_labels} labels against the holdout's"
-        f" {holdout_auc:.3f}: a drop of {drop:.3f} (allowed {policy.accuracy_drop:.3f})"
+def auc_check(result: WindowNumbers, holdout_auc: float, policy: MonitoringPolicy) -> AucCheck:
+    """Whether the window's ROC AUC is below ``holdout_auc - accuracy_drop`` with confidence.
+
+    Degraded when the upper bound of the two-sided ``auc_confidence`` interval
+    (Hanley-McNeil, see :mod:`loopline.monitoring.auc`) lies below that floor. Not judged
+    on fewer than ``min_labels`` labels or one class; not enough evidence when the class
+    counts are unknown or a class has fewer than ``auc_min_class_labels`` rows.
+    """
+    floor = holdout_auc - policy.accuracy_drop
+    n, auc, counts = result.n_labels, result.roc_auc, result.label_rate
+    if n < policy.min_labels or auc is None:
+        return AucCheck("not judged", auc, floor, n)
+    if counts is None or counts.window_n == 0:
+        return AucCheck("not enough evidence", auc, floor, n)
+    positives = round(counts.window_positives)
+    negatives = counts.window_n - positives
+    base = AucCheck(
+        "not enough evidence", auc, floor, n, positives, negatives, counts.window_clusters
+    )
+    if min(positives, negatives) < policy.auc_min_class_labels:
+        return base
+    per_row = min(1.0, counts.window_clusters / counts.window_n)
+    interval = auc_interval(auc, positives * per_row, negatives * per_row, policy.auc_confidence)
+    # The tolerance keeps a bound of exactly the floor (0.80 - 0.05 is 0.7500...04 in floating
+    # point) on the allowed side, as the reason's rounded numbers would suggest.
+    degraded = interval.high < floor - 1e-9
+    return replace(
+        base,
+        outcome="degraded" if degraded else "within tolerance",
+        se=interval.se,
+        low=interval.low,
+        high=interval.high,
+        confidence=interval.confidence,
+    )
+
+
+def _auc_reason(check: AucCheck, holdout_auc: float, policy: MonitoringPolicy) -> str:
+    if check.roc_auc is None:
+        return f"ROC AUC undefined on {check.n_labels} labels (one class only)"
+    if check.outcome == "not judged":
+        return f"only {check.n_labels} labels (need {policy.min_labels}): ROC AUC not judged"
+    drop = holdout_auc - check.roc_auc
+    head = (
+        f"ROC AUC {check.roc_auc:.3f} on {check.n_labels} labels against the holdout's"
+        f" {holdout_auc:.3f}: a drop of {drop:.3f} (allowed {policy.accuracy_drop:.3f},"
+        f" floor {check.floor:.3f})"
+    )
+    if check.positives is None or check.negatives is None:
+        return f"{head}; not enough evidence (class counts unknown)"
+    counts = (
+        f"{check.positives} positives, {check.negatives} negatives, {check.customers} customers"
+    )
+    if check.high is None or check.low is None or check.confidence is None:
+        needed = f"need {policy.auc_min_class_labels} of each class"
+        return f"{head}; {counts}: not enough evidence ({needed})"
+    verdict = "below the floor: degraded" if check.outcome == "degraded" else "within tolerance"
+    return (
+        f"{head}; {counts}: {check.confidence:.0%} interval {check.low:.3f} to"
+        f" {check.high:.3f} (se {check.se:.3f}), {verdict}"
     )
 
 
