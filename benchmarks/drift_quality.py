@@ -448,6 +448,7 @@ def _rates(records: list[dict[str, Any]]) -> dict[str, Any]:
         "event",
     )
     aucs = [r["roc_auc"] for r in records if r["roc_auc"] is not None]
+    ses = [r["auc_se"] for r in records if r["auc_se"] is not None]
     flagged = Counter(f for r in records for f in r["drifted"])
     return {
         "windows": len(records),
@@ -456,6 +457,9 @@ def _rates(records: list[dict[str, Any]]) -> dict[str, Any]:
         "alt_share_event": sum(r["drift_share"] >= ALT_SHARE for r in records) / len(records),
         "mean_drift_share": float(np.mean([r["drift_share"] for r in records])),
         "mean_roc_auc": float(np.mean(aucs)) if aucs else None,
+        # The spread of the windows' ROC AUCs beside the mean standard error the check uses.
+        "sd_roc_auc": float(np.std(aucs, ddof=1)) if len(aucs) > 1 else None,
+        "mean_auc_se": float(np.mean(ses)) if ses else None,
         "flagged": dict(flagged.most_common()),
         # The median: the first window of a run also pays Evidently's import.
         "seconds_per_window": float(np.median([r["seconds"] for r in records])),
