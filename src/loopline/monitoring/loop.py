@@ -35,6 +35,8 @@ def _policy(params: Params) -> Any:
         prior_tolerance=m.prior_tolerance,
         prior_confidence=m.prior_confidence,
         prior_min_positives=m.prior_min_positives,
+        auc_confidence=m.auc_confidence,
+        auc_min_class_labels=m.auc_min_class_labels,
     )
 
 
