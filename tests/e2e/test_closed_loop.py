@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from loopline import platform, promotion
+from loopline.data import versioning
 from loopline.monitoring import loop
+from tests.integration.test_lineage import flow_name
 from tests.integration.test_promotion import package_again, package_bad
 
 pytestmark = pytest.mark.e2e
@@ -172,6 +174,12 @@ def test_drift_story_detects_retrains_and_promotes(
     assert rolled_out["actor"] == "automation" and loop.DRIFT in rolled_out["reason"], actions
     registry = promotion.open_registry(paths)
     name, version = small.serving.model_name, registered["version"]
+    # The version the drift trigger's retrain made links to that flow run, its data
+    # version and its code commit.
+    lineage = registry.get(version).lineage
+    assert flow_name(lineage["flow_run_id"]) == "retrain", lineage
+    newest = versioning.tracked_hash(paths.raw_batch)  # the last batch the story delivered
+    assert lineage["data_hash"] == newest and lineage["code_commit"], lineage
     reviews = [e for e in registry.history(version=version) if e.action == "review"]
     assert reviews, actions
     verdict, review = reviews[-1].details, record["review"]
