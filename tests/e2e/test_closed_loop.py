@@ -98,7 +98,9 @@ def serving(built: dict[str, Any], params: Any, paths: Any) -> Iterator[tuple[st
     if registry.production(params.serving.model_name) is None:
         promotion.promote(params, paths, built["package"]["model"], actor=ACTOR, reason="loop")
     keys = platform.dev_keys(paths)
-    service = platform.start_serving(paths, platform.free_port())
+    # One worker: this module tests the loop, not failover (test_worker_crash.py does);
+    # a second worker only doubles the start-up cost on two cores.
+    service = platform.start_serving(paths, platform.free_port(), workers=1)
     with platform.running(service):
         platform.wait_ready(service, "/readyz")
         yield service.url, keys["client"]

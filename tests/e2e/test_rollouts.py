@@ -137,7 +137,8 @@ def versions(registry_url: str, params: Any, paths: Any) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def live(versions: dict[str, str], params: Any, paths: Any, registry_url: str) -> Iterator[Live]:
     keys = platform.dev_keys(paths)
-    service = platform.start_serving(paths, platform.free_port(), versions["A"])
+    # One worker: routing is what this module tests (two workers: test_zero_downtime.py).
+    service = platform.start_serving(paths, platform.free_port(), versions["A"], workers=1)
     headers = {"Authorization": f"Bearer {keys['client']}"}
     with (
         platform.running(service),

@@ -60,7 +60,8 @@ def versions(registry_url: str, params: Any, paths: Any) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def server(versions: dict[str, str], paths: Any) -> Iterator[str]:
-    service = platform.start_serving(paths, platform.free_port(), versions["A"])
+    # One worker: request validation does not depend on how many answer.
+    service = platform.start_serving(paths, platform.free_port(), versions["A"], workers=1)
     with platform.running(service):
         platform.wait_ready(service, "/readyz")
         yield service.url
