@@ -84,12 +84,34 @@ def retrain_trigger(api: str, paths: Any) -> Iterator[None]:
         ["loopline", "deployments", "--only", "retrain"],
         "",
         paths,
-        {"PREFECT_API_URL": api},
+        # The runner looks for runs to start every 10 s by default; the story waits on it.
+        {"PREFECT_API_URL": api, "PREFECT_RUNNER_POLL_FREQUENCY": "2"},
     )
     with platform.running(runner):
-        time.sleep(15)  # the runner registers the deployment and its trigger
-        assert runner.process.poll() is None, runner.log.read_text()[-2000:]
+        wait_for_trigger(runner)
         yield
+
+
+def wait_for_trigger(runner: platform.Service, limit: float = 300) -> None:
+    """Until the runner has registered the retrain deployment and its event trigger."""
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = time.monotonic() + limit  # a bound on the test, not a speed expectation
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            assert runner.process.poll() is None, runner.log.read_text()[-2000:]
+            try:
+                deployment = client.read_deployment_by_name("retrain/loopline")
+            except ObjectNotFound:
+                deployment = None
+            resource = f"prefect.deployment.{deployment.id}" if deployment else None
+            if resource and client.read_resource_related_automations(resource):
+                return
+            time.sleep(0.5)
+    raise AssertionError(
+        f"no retrain deployment with its trigger: {runner.log.read_text()[-2000:]}"
+    )
 
 
 @pytest.fixture(scope="module")
