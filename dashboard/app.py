@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from loopline import dashboard_data as data
+import loaders as data
 from loopline.users import UserStoreError, user_store
 
 st.set_page_config(page_title="Loopline", page_icon=":material/all_inclusive:", layout="wide")

@@ -6,7 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from loopline import dashboard_data as data
+import loaders as data
 
 PERIODS = ["24 h", "7 d", "30 d", "all"]
 # Encodings are alt.X(...), alt.Tooltip(...) objects on every page, never shorthand strings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from loopline import dashboard_data as data
+import loaders as data
 
 
 def lineage() -> None:

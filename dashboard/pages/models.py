@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from loopline import dashboard_data as data
+import loaders as data
 from loopline.users import User
 
 STAGES = ["candidate", "staging", "production", "archived"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import streamlit as st
 
-from loopline import dashboard_data as data
+import loaders as data
 
 BASE = ["run_id", "started_at", "model_name", "selected", "metric", "data_hash", "feature_service"]
 

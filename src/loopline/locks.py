@@ -46,7 +46,7 @@ def describe(holder: dict[str, Any]) -> str:
     return f"run {run} (pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('at')})"
 
 
-def _alive(holder: dict[str, Any]) -> bool:
+def alive(holder: dict[str, Any]) -> bool:
     if holder.get("host") != socket.gethostname():
         return True  # another machine's process: only its lock can tell
     try:
@@ -106,7 +106,7 @@ def _hold(
             say(f"waiting for {name}, held by {describe(holder)}")
             fcntl.flock(handle, fcntl.LOCK_EX)
         previous = read_holder(file)
-        if previous and not _alive(previous):
+        if previous and not alive(previous):
             say(f"{name}: took over a stale lock of {describe(previous)}, which is gone")
         me = {
             "run_id": run_id,
@@ -147,9 +147,10 @@ def _database_lock(
         yield
         return
     from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
 
     key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-    engine = create_engine(url, poolclass=_null_pool())
+    engine = create_engine(url, poolclass=NullPool)
     with engine.connect() as conn:
         got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
         while not got:
@@ -162,12 +163,6 @@ def _database_lock(
         finally:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
     engine.dispose()
-
-
-def _null_pool() -> Any:
-    from sqlalchemy.pool import NullPool
-
-    return NullPool
 
 
 def training(paths: Paths, model_name: str, **kwargs: Any) -> Any:

@@ -183,7 +183,7 @@ def recover(paths: Paths, registered: set[str]) -> list[str]:
             info = json.loads(file.read_text())
         except json.JSONDecodeError:
             continue
-        if info.get("status") != "publishing" or locks._alive(info):
+        if info.get("status") != "publishing" or locks.alive(info):
             continue
         for tag in (info.get("bento"), info.get("model")):
             if tag and tag not in registered:

@@ -14,7 +14,7 @@ from uuid import UUID
 
 import pytest
 
-from loopline import dashboard_data as data
+import loaders as data
 from loopline.registry import RegistryView
 from loopline.users import Role, User
 from tests.dashboard.conftest import texts

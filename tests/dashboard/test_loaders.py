@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from loopline import dashboard_data as data
+import loaders as data
 
 METRICS_TEXT = """\
 # HELP loopline_predictions_total Predictions served
