@@ -27,10 +27,18 @@ def save_model(
     import shutil
 
     import bentoml
+    import joblib
+    import pandas as pd
+
+    from loopline.inference import serving_scorer
 
     digest = file_sha256(model_file)
     labels = {"feature_service": str(lineage["feature_service"]), "estimator": lineage["estimator"]}
-    metadata = _without_nulls({"metrics": metrics, "model_sha256": digest, **lineage})
+    # Which engine serving will use, and the parity that earned it (or why not).
+    _, inference = serving_scorer(joblib.load(model_file), pd.read_parquet(holdout_file))
+    metadata = _without_nulls(
+        {"metrics": metrics, "model_sha256": digest, "inference": inference, **lineage}
+    )
     with bentoml.models.create(name, metadata=metadata, labels=labels) as stored:
         shutil.copyfile(model_file, stored.path_of(MODEL_FILE))
         # Gates compare a champion with a candidate on the candidate's own holdout.
