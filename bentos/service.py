@@ -16,19 +16,25 @@ import logging
 import os
 import random
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import bentoml
-from bentoml.exceptions import InvalidArgument, NotFound
+from bentoml.exceptions import InvalidArgument, NotFound, ServiceUnavailable
 from pydantic import BaseModel, Field
 
+from loopline.serving.answers import Answer, UnknownEntity, answer_batch
 from loopline.serving.auth import ApiKeyMiddleware, Role
+from loopline.serving.batcher import Batcher, Overloaded
+from loopline.serving.errors import ErrorShapeMiddleware, request_id
 from loopline.serving.workers import WORKERS_ENV, pinned_native_threads, workers_setting
 
 log = logging.getLogger("loopline.serving")
 MAX_BATCH = 1000
+# "sklearn" serves every model with scikit-learn itself, compiled or not.
+ENGINE_ENV = "LOOPLINE_SERVING_ENGINE"
+# A batch slower than this is logged: batches are normally a few milliseconds.
+SLOW_BATCH_MS = 100.0
 CustomerId = Annotated[int, Field(ge=0, le=2**62)]
 Reason = Annotated[str, Field(min_length=3, max_length=500)]
 
@@ -88,6 +94,7 @@ class ChurnService:
 
         started = time.perf_counter()
         self.ready = False  # /readyz: not until this worker has answered a warm-up prediction
+        self.last_read_ms = 0.0  # written by the batch thread only
         # One thread per predict: for one-row requests, thread pools cost far more than
         # they save (HistGradientBoosting: ~6 ms vs 150+ ms on a busy 2-core machine). This
         # reaches this thread only; request threads get it from OMP_NUM_THREADS=1, which
@@ -100,7 +107,7 @@ class ChurnService:
         self.model_name = params.serving.model_name
         self.store = features.feature_store(paths)
         self.feature_service = self.store.get_feature_service(params.features.service)
-        self.stored_features = features.stored_feature_names(self.store)
+        self.stored_features = frozenset(features.stored_feature_names(self.store))
         self.registry = Registry(paths.registry_url)
         self.registry.upgrade()
         self.metrics = metrics.ServingMetrics()
@@ -119,6 +126,14 @@ class ChurnService:
         )
         self.watcher.refresh(force=True)
         self.watcher.start()
+        batching = params.serving.batching
+        self.batcher: Batcher[list[int], Answer | UnknownEntity] = Batcher(
+            self._answer_batch,
+            max_batch_size=batching.max_batch_size,
+            max_latency_ms=batching.max_latency_ms,
+            size=len,
+            name="predict-batch",
+        )
         self._warm_up()
         # How long a (re)started worker takes to serve: what a crashed worker costs in time.
         log.info("worker %d ready in %.1f s", os.getpid(), time.perf_counter() - started)
@@ -127,57 +142,61 @@ class ChurnService:
         self.table = table  # one assignment: requests see the old table or the new one
 
     def _warm_up(self) -> None:
-        # The first Feast lookup and the first predict_proba pay seconds of lazy imports and
-        # caches: pay them on the request path's own code before reporting ready. Nothing is
-        # logged: a warm-up is not a prediction anyone asked for.
+        # The first Feast lookup and the first prediction pay lazy imports and caches: pay
+        # them on the request path's own code before reporting ready. Nothing is logged: a
+        # warm-up is not a prediction anyone asked for.
         table = self.table
-        frame = self._features([0])
-        self._known(table, frame)
-        for name in ("champion", "challenger") if table.challenger else ("champion",):
-            self._score(table, frame, [name])
+        self.batcher.run_now([[0]])  # on the thread that will read and score every batch
+        if table.challenger:
+            columns = self._read([0])
+            table.challenger.model.positive_proba(columns)
         self.ready = True
 
     def __is_ready__(self) -> bool:
         """Whether this worker has its model and Feast store warm (BentoML's ``/readyz``)."""
         return self.ready
 
-    def _known(self, table: Any, frame: Any) -> Any:
-        # Rows with any stored feature: an entity the online store has never seen has none.
-        stored = [c for c in table.champion.inputs if c in self.stored_features]
-        return frame[stored].notna().any(axis=1)
+    def _read(self, ids: list[int]) -> dict[str, list[Any]]:
+        rows = [{self.entity: i} for i in ids]
+        started = time.perf_counter()
+        columns = self.store.get_online_features(
+            features=self.feature_service, entity_rows=rows
+        ).to_dict()
+        self.last_read_ms = 1e3 * (time.perf_counter() - started)  # for the slow-batch line
+        return columns
 
-    def _score(self, table: Any, frame: Any, arms: list[str]) -> list[float]:
-        # Each arm scores its own rows in one call; the order of ``frame`` is kept.
-        scores = [0.0] * len(arms)
-        for name in set(arms):
-            arm = table.champion if name == "champion" else table.challenger
-            rows = [n for n, a in enumerate(arms) if a == name]
-            part = arm.model.predict_proba(frame.iloc[rows][arm.inputs])[:, 1]
-            for n, score in zip(rows, part, strict=True):
-                scores[n] = float(score)
-        return scores
+    def _answer_batch(self, requests: list[list[int]]) -> list[Answer | UnknownEntity]:
+        # On the batcher's thread: one routing table for the whole batch.
+        started = time.perf_counter()
+        customers = sum(map(len, requests))
+        self.metrics.batch.observe(customers)
+        answers = answer_batch(
+            self.table, self._read, self.stored_features, requests, random.random
+        )
+        took_ms = 1e3 * (time.perf_counter() - started)
+        if took_ms > SLOW_BATCH_MS:
+            log.warning(
+                "a batch of %d customers took %.0f ms (feature read %.0f ms)",
+                customers,
+                took_ms,
+                self.last_read_ms,
+            )
+        return answers
 
     def _describe(self) -> dict[str, Any]:
         # The worker's pid tells callers (and the crash test) which process answered.
         return {**self.table.describe(), "worker": os.getpid()}
 
-    def _features(self, ids: list[int]) -> Any:
-        import pandas as pd
-
-        values = self.store.get_online_features(
-            features=self.feature_service, entity_rows=[{self.entity: i} for i in ids]
-        ).to_dict()
-        return pd.DataFrame(values)
-
     @bentoml.on_shutdown
     def _close(self) -> None:
         self.watcher.stop()
+        self.batcher.close()
         self.shadow.close()
         self.predictions.close()
         self.feedback_log.close()
 
     @bentoml.api(route="/predict")
-    def predict(
+    async def predict(
         self,
         ctx: bentoml.Context,
         customer_id: CustomerId | None = None,
@@ -185,52 +204,54 @@ class ChurnService:
         | None = None,
     ) -> PredictResponse:
         """Churn probability for one ``customer_id`` or a list of ``customer_ids``."""
-        from loopline.serving.router import choose_arm, shadowed
+        from loopline.serving.router import shadowed
         from loopline.serving.shadow import ShadowRequest
 
         started = time.perf_counter()
         if (customer_id is None) == (customer_ids is None):
             raise InvalidArgument("send exactly one of 'customer_id' or 'customer_ids'")
         ids = [customer_id] if customer_id is not None else list(customer_ids or [])
-        table = self.table
-        frame = self._features(ids)
-        unknown = [i for i, ok in zip(ids, self._known(table, frame), strict=True) if not ok]
-        if unknown:
+        try:
+            # Served together with whatever else this worker is asked meanwhile.
+            answer = await self.batcher.submit(ids)
+        except UnknownEntity as exc:
             self.metrics.error("unknown_entity")
-            raise NotFound(f"unknown {self.entity}: {', '.join(map(str, unknown[:20]))}")
-        arms: list[str] = [choose_arm(table, i, random.random()) for i in ids]
-        scores = self._score(table, frame, arms)
-        request_id = uuid.uuid4().hex
+            shown = ", ".join(map(str, exc.ids[:20]))
+            raise NotFound(f"unknown {self.entity}: {shown}") from None
+        except Overloaded as exc:
+            self.metrics.error("overloaded")
+            raise ServiceUnavailable(str(exc)) from None
+        rid = request_id(ctx.request.scope)
         latency_ms = 1e3 * (time.perf_counter() - started)
         now = datetime.now(UTC)
         predictions = []
-        for n, i in enumerate(ids):
-            arm = table.champion if arms[n] == "champion" else table.challenger
-            label = int(scores[n] >= self.threshold)
+        logged = [c for c in answer.features if c != self.entity]
+        for n, i in enumerate(answer.ids):
+            score, arm, version = answer.scores[n], answer.arms[n], answer.versions[n]
             predictions.append(
                 Prediction(
                     customer_id=i,
-                    probability=round(scores[n], 6),
-                    label=label,
-                    model_version=arm.version,
-                    arm=arms[n],
-                    request_id=request_id,
+                    probability=round(score, 6),
+                    label=int(score >= self.threshold),
+                    model_version=version,
+                    arm=arm,
+                    request_id=rid,
                 )
             )
-            self._log(
-                request_id, now, i, frame.iloc[n], arm.version, arms[n], scores[n], latency_ms
-            )
-            self.metrics.observe(arm.version, arms[n], scores[n], latency_ms / 1e3)
+            row = {c: answer.features[c][n] for c in logged}
+            self._log(rid, now, i, row, version, arm, score, latency_ms)
+            self.metrics.observe(version, arm, score, latency_ms / 1e3)
+        table = answer.table
         if shadowed(table, random.random()):
-            self.shadow.submit(ShadowRequest(table.challenger, request_id, now, ids, frame))
-        return PredictResponse(predictions=predictions, request_id=request_id)
+            self.shadow.submit(ShadowRequest(table.challenger, rid, now, ids, answer.features))
+        return PredictResponse(predictions=predictions, request_id=rid)
 
     def _log(
         self,
         request_id: str,
         at: datetime,
         entity_id: int,
-        features: Any,
+        features: dict[str, Any],
         version: str,
         arm: str,
         score: float,
@@ -247,14 +268,15 @@ class ChurnService:
             score=score,
             label=int(score >= self.threshold),
             latency_ms=latency_ms,
-            features={k: v for k, v in features.items() if k != self.entity},
+            features=features,
         )
 
     def _log_shadow(self, request: Any, scores: list[float], latency_ms: float) -> None:
         # On the shadow thread: the caller already has the champion's answer.
         version = request.arm.version
+        logged = [c for c in request.features if c != self.entity]
         for n, (i, score) in enumerate(zip(request.ids, scores, strict=True)):
-            features = request.frame.iloc[n]
+            features = {c: request.features[c][n] for c in logged}
             self._log(
                 request.request_id,
                 request.at,
@@ -319,6 +341,8 @@ class ChurnService:
         return self._describe()
 
 
+# Outermost of ours: every error (ours, BentoML's, the key check's) leaves in one shape.
+ChurnService.add_asgi_middleware(ErrorShapeMiddleware)
 # Keys are checked before BentoML sees the request, so 401/403 carry their reason.
 ChurnService.add_asgi_middleware(
     ApiKeyMiddleware,
@@ -333,7 +357,25 @@ ChurnService.add_asgi_middleware(
 
 
 def _load(packaging: Any, version: str) -> Any:
+    """The scorer a version serves with: compiled where packaging found it exact."""
+    import bentoml
     import joblib
+    import pandas as pd
 
-    model_file, _ = packaging.stored_files(version)
-    return joblib.load(model_file)
+    from loopline.inference import NotCompilable, SklearnScorer, compile_pipeline, serving_scorer
+
+    model_file, holdout_file = packaging.stored_files(version)
+    pipeline = joblib.load(model_file)
+    if os.environ.get(ENGINE_ENV) == "sklearn":  # the operator's choice (and the benchmarks')
+        return SklearnScorer(pipeline)
+    engine = dict(bentoml.models.get(version).info.metadata).get("inference", {}).get("engine")
+    if engine is None:  # packaged before the compiled path existed: check parity now
+        scorer, found = serving_scorer(pipeline, pd.read_parquet(holdout_file))
+        log.info("model %s: serving with %s (%s)", version, scorer.engine, found)
+        return scorer
+    if engine == "numpy":
+        try:
+            return compile_pipeline(pipeline)
+        except NotCompilable as exc:  # it compiled when packaged: a library changed since
+            log.warning("model %s: serving with scikit-learn: %s", version, exc)
+    return SklearnScorer(pipeline)

@@ -160,9 +160,19 @@ class MonitoringParams(_Strict):
     review: ReviewParams = ReviewParams()
 
 
+class BatchingParams(_Strict):
+    """Adaptive batching of concurrent requests in each worker (docs/serving.md)."""
+
+    # Customers per batch: one Feast read and one model call serve them all.
+    max_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    # A request that waited this long for its batch to start is refused with 503.
+    max_latency_ms: float = Field(default=200.0, gt=0, le=60_000)
+
+
 class ServingParams(_Strict):
     model_name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     threshold: float = Field(gt=0, lt=1)
+    batching: BatchingParams = BatchingParams()
 
 
 class Params(_Strict):

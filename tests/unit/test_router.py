@@ -2,7 +2,7 @@ from loopline.serving.router import Arm, RoutingTable, bucket, choose_arm, shado
 
 
 class Model:
-    feature_names_in_ = ["a"]
+    inputs = ["a"]
 
 
 CHAMPION, CHALLENGER = Arm("m:1", Model()), Arm("m:2", Model())

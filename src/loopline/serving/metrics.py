@@ -8,6 +8,7 @@ from __future__ import annotations
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000)
 
 
 class ServingMetrics:
@@ -31,6 +32,11 @@ class ServingMetrics:
             buckets=SCORE_BUCKETS,
         )
         self.errors = prom.Counter("loopline_errors", "Requests refused, by reason", ["reason"])
+        self.batch = prom.Histogram(
+            "loopline_batch_customers",
+            "Customers scored together in one batch (one feature read, one model call)",
+            buckets=BATCH_BUCKETS,
+        )
 
     def observe(self, version: str, arm: str, score: float, seconds: float) -> None:
         self.predictions.labels(version, arm).inc()

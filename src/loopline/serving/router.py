@@ -15,14 +15,14 @@ ArmName = Literal["champion", "challenger"]
 
 @dataclass(frozen=True)
 class Arm:
-    """A loaded model version ready to score."""
+    """A loaded model version ready to score: ``model`` is a ``loopline.inference`` Scorer."""
 
     version: str
     model: Any
 
     @property
     def inputs(self) -> list[str]:
-        return list(self.model.feature_names_in_)
+        return list(self.model.inputs)
 
 
 @dataclass(frozen=True)

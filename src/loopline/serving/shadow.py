@@ -1,13 +1,13 @@
 """Shadow scoring off the response path, in batches.
 
 Under a ``shadow`` policy the challenger scores every request the champion answers. Doing
-that per request doubles the model's CPU per request, and a one-row ``predict_proba`` of a
-scikit-learn pipeline is mostly fixed cost (input checks, column transforms): scoring the
-requests that arrived in the last few milliseconds in one call costs about as much as
-scoring one. So requests only enqueue their frame; one daemon thread takes whatever is
-queued, waits at most ``linger`` seconds for more, and scores it per challenger version in
-a single call. A tenth of a second batches several requests even from one sequential
-client, and delays nothing a caller sees: shadow rows only reach the prediction log.
+that per request doubles the model's CPU per request, and a one-row prediction is mostly
+fixed cost (input checks, array set-up): scoring the requests that arrived in the last few
+milliseconds in one call costs about as much as scoring one. So requests only enqueue
+their features; one daemon thread takes whatever is queued, waits at most ``linger``
+seconds for more, and scores it per challenger version in a single call. A tenth of a
+second batches several requests even from one sequential client, and delays nothing a
+caller sees: shadow rows only reach the prediction log.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import pandas as pd
-
 
 @dataclass(frozen=True)
 class ShadowRequest:
@@ -31,7 +29,7 @@ class ShadowRequest:
     request_id: str
     at: datetime
     ids: list[int]
-    frame: pd.DataFrame
+    features: dict[str, list[Any]]  # the columns the champion was served, one value per id
 
 
 # (request, scores in the order of request.ids, the batch's latency in ms)
@@ -90,8 +88,8 @@ class ShadowScorer:
         for requests in by_version.values():
             arm = requests[0].arm
             started = time.perf_counter()
-            frame = pd.concat([r.frame[arm.inputs] for r in requests], ignore_index=True)
-            scores = [float(s) for s in arm.model.predict_proba(frame)[:, 1]]
+            columns = {c: [v for r in requests for v in r.features[c]] for c in arm.inputs}
+            scores = [float(s) for s in arm.model.positive_proba(columns)]
             latency_ms = 1e3 * (time.perf_counter() - started)
             offset = 0
             for request in requests:
