@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -73,6 +74,18 @@ class TrainingParams(_Strict):
     holdout_days: int = Field(ge=1)
     seed: int
     candidates: dict[EstimatorName, dict[str, list[float | int | str | None]]] = Field(min_length=1)
+    # Candidates this close to the best metric are ranked by serving latency: "bootstrap_se"
+    # (the holdout's standard error of the best metric) or a number >= 0 (0: metric alone).
+    selection_tolerance: Literal["bootstrap_se"] | float = "bootstrap_se"
+
+    @field_validator("selection_tolerance", mode="before")
+    @classmethod
+    def _tolerance_known(cls, value: object) -> object:
+        if value == "bootstrap_se":
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf:
+            return float(value)
+        raise ValueError(f"must be 'bootstrap_se' or a finite number >= 0, got {value!r}")
 
     @field_validator("candidates")
     @classmethod

@@ -27,6 +27,8 @@ class Reproduction:
     reproduced: dict[str, float]
     same_feature_definitions: bool
     workdir: str
+    # The candidate retrained: the one the version was, not one selected again.
+    candidate: str | None = None
 
     @property
     def matches(self) -> bool:
@@ -62,11 +64,16 @@ def scratch_project(paths: Paths, version: str, snapshot: dict[str, Any]) -> Pat
 
 
 def reproduce(paths: Paths, version: str) -> Reproduction:
-    """Restore the version's data from DVC, retrain with its recorded params, compare metrics."""
+    """Restore the version's data from DVC, retrain with its recorded params, compare metrics.
+
+    The recorded candidate is retrained as it is: selection weighs measured latency, which
+    does not measure the same twice, so selecting again could keep another candidate.
+    """
     from loopline import features, steps
     from loopline.config import Params
     from loopline.data import versioning
     from loopline.registry import RegistryView
+    from loopline.training.candidates import Candidate
 
     with RegistryView(paths.registry_url) as registry:
         record = registry.get(version)
@@ -75,6 +82,8 @@ def reproduce(paths: Paths, version: str) -> Reproduction:
     if missing:
         raise ValueError(f"{version} was registered without {', '.join(missing)}: cannot reproduce")
     params = Params.model_validate(lineage["params_snapshot"])
+    estimator, grid_point = lineage.get("estimator"), lineage.get("params")
+    pinned = None if estimator is None else Candidate(estimator, dict(grid_point or {})).name
     cached = versioning.restore(paths, paths.raw_batch, lineage["data_hash"])
     scratch = scratch_project(paths, version, lineage["params_snapshot"])
     scratch.raw_batch.parent.mkdir(parents=True)
@@ -82,7 +91,7 @@ def reproduce(paths: Paths, version: str) -> Reproduction:
     with _state(scratch):
         steps.prepare_step(params, scratch)
         steps.features_step(params, scratch, online=False)
-        steps.train_step(params, scratch)
+        steps.train_step(params, scratch, pinned=pinned)
         reproduced = steps.evaluate_step(params, scratch)["holdout"]
         same = features.definition_hash(scratch, params.features.service) == lineage.get(
             "feature_definition_hash"
@@ -94,4 +103,5 @@ def reproduce(paths: Paths, version: str) -> Reproduction:
         reproduced=reproduced,
         same_feature_definitions=same,
         workdir=str(scratch.project),
+        candidate=pinned,
     )

@@ -98,18 +98,24 @@ def load_online(params: Params, paths: Paths, frame: pd.DataFrame | None = None)
     features.materialize(paths, start, datetime.now(UTC))
 
 
-def train_step(params: Params, paths: Paths) -> dict[str, Any]:
-    """Point-in-time training set from the feature service; fit candidates; keep the best."""
+def train_step(params: Params, paths: Paths, *, pinned: str | None = None) -> dict[str, Any]:
+    """Point-in-time training set from the feature service; fit candidates; keep the best.
+
+    ``pinned`` names the candidate to keep instead of selecting one (a reproduction's).
+    """
     import joblib
 
     from loopline import features
-    from loopline.training.train import fit_candidates, select_best, time_split
+    from loopline.training.train import fit_candidates, select, time_split
 
     labels = pd.read_parquet(paths.labels)
     frame = features.historical_features(paths, params.features.service, labels, params.dataset)
     split = time_split(frame, params.dataset, params.training.holdout_days)
-    results = fit_candidates(split, params.dataset, params.training, params.serving.threshold)
-    best = select_best(results, params.training.metric)
+    threshold = params.serving.threshold
+    results = fit_candidates(split, params.dataset, params.training, threshold)
+    y_hold = split.holdout[params.dataset.label].to_numpy()
+    selection = select(results, y_hold, params.training, threshold, pinned=pinned)
+    best = selection.selected
     paths.artifacts.mkdir(parents=True, exist_ok=True)
     joblib.dump(best.model, paths.artifacts / "model.joblib")
     split.holdout.to_parquet(paths.artifacts / "holdout.parquet", index=False)
@@ -123,6 +129,7 @@ def train_step(params: Params, paths: Paths) -> dict[str, Any]:
         "holdout_rows": len(split.holdout),
         "cutoff": split.cutoff.isoformat(),
         "candidates": table,
+        **selection.record(),
     }
     _write_json(paths.artifacts / "candidates.json", summary)
     return summary

@@ -70,3 +70,23 @@ def test_not_yaml(tmp_path: Path) -> None:
     path.write_text("dataset: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_params(path)
+
+
+def test_selection_tolerance_defaults_to_the_bootstrap_se(tmp_path: Path) -> None:
+    assert load_params(REPO_PARAMS).training.selection_tolerance == "bootstrap_se"
+    path = write(tmp_path, lambda r: r["training"].pop("selection_tolerance", None))
+    assert load_params(path).training.selection_tolerance == "bootstrap_se"
+
+
+@pytest.mark.parametrize("value", [0, 0.01, 1])
+def test_selection_tolerance_takes_a_number(tmp_path: Path, value: float) -> None:
+    path = write(tmp_path, lambda r: r["training"].update(selection_tolerance=value))
+    assert load_params(path).training.selection_tolerance == value
+
+
+@pytest.mark.parametrize("value", ["fastest", -0.01, True, ".inf", None])
+def test_selection_tolerance_must_be_known(tmp_path: Path, value: object) -> None:
+    wrong = float("inf") if value == ".inf" else value
+    path = write(tmp_path, lambda r: r["training"].update(selection_tolerance=wrong))
+    with pytest.raises(ConfigError, match=r"training\.selection_tolerance: .*bootstrap_se"):
+        load_params(path)

@@ -4,19 +4,42 @@ from __future__ import annotations
 
 from typing import Any
 
+from loopline.training.evaluate import LOWER_IS_BETTER
+from loopline.training.selection import LATENCY_TIE
+
 
 def model_card(candidates: dict[str, Any], evaluation: dict[str, Any]) -> str:
     """Markdown: what was chosen, why, and how it compares with a naive model."""
     metric = candidates["metric"]
-    rows = "\n".join(
-        f"| {c['candidate']} | {c[metric]:.4f} | {c['fit_seconds']:.1f} |"
-        for c in sorted(candidates["candidates"], key=lambda c: c[metric], reverse=True)
+    within = set(candidates["within_tolerance"])
+    ranked = sorted(
+        candidates["candidates"], key=lambda c: c[metric], reverse=metric not in LOWER_IS_BETTER
     )
+    rows = "\n".join(
+        f"| {_name(c['candidate'], candidates['selected'])} | {c[metric]:.4f} "
+        f"| {c['latency_p95_ms']:.3f} | {'yes' if c['candidate'] in within else 'no'} "
+        f"| {c['fit_seconds']:.1f} |"
+        for c in ranked
+    )
+    se = candidates["best_metric_se"]
+    spread = "" if se is None else f" ± {se:.4f} (bootstrap standard error)"
+    tolerance = candidates["selection_tolerance"]
+    if tolerance == 0:
+        rule = "tolerance 0: the metric alone decides."
+    else:
+        rule = (
+            f"the candidates within {tolerance:.4f} of it are ranked by the single-row p95 "
+            f"latency of their serving scorer, fastest first (p95s within "
+            f"{1 + LATENCY_TIE:g}x of the fastest tie, and the metric decides)."
+        )
     holdout, baseline = evaluation["holdout"], evaluation["baseline"]
     return (
         f"""# Model card
 
-**Selected:** `{candidates["selected"]}` by holdout `{metric}`.
+**Selected:** `{candidates["selected"]}`: {candidates["selection_reason"]}.
+
+**Selection:** the best holdout `{metric}` is {candidates["best_metric"]:.4f}{spread};
+{rule}
 
 **Data:** {candidates["train_rows"]} training rows before {candidates["cutoff"]},
 {candidates["holdout_rows"]} holdout rows after (positive rate {evaluation["positive_rate"]}).
@@ -29,8 +52,12 @@ def model_card(candidates: dict[str, Any], evaluation: dict[str, Any]) -> str:
 
 ## Candidates
 
-| candidate | {metric} | fit seconds |
-|---|---|---|
+| candidate | {metric} | latency p95 ms | within tolerance | fit seconds |
+|---|---|---|---|---|
 {rows}
 """
     )
+
+
+def _name(candidate: str, selected: str) -> str:
+    return f"**{candidate}**" if candidate == selected else candidate

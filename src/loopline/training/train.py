@@ -1,11 +1,16 @@
-"""Fit every candidate on the past, score it on the most recent days, keep the best."""
+"""Fit every candidate on the past, score it on the most recent days, keep the best.
+
+"Best" is cost-aware (:mod:`loopline.training.selection`): of the candidates within the
+holdout's noise of the top metric, the one that serves fastest.
+"""
 
 from __future__ import annotations
 
+import importlib
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -14,7 +19,15 @@ from sklearn.pipeline import Pipeline
 from loopline.config import DatasetParams, TrainingParams
 from loopline.faults import checkpoint
 from loopline.training.candidates import Candidate, build_pipeline, expand
-from loopline.training.evaluate import better, classification_metrics
+from loopline.training.evaluate import classification_metrics
+from loopline.training.selection import (
+    BOOTSTRAP_RESAMPLES,
+    Predict,
+    best_index,
+    bootstrap_se,
+    choose,
+    latency_p95_ms,
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +45,8 @@ class CandidateResult:
     metrics: dict[str, float]
     fit_seconds: float
     model: Pipeline | None = field(default=None, repr=False)
+    latency_p95_ms: float = float("nan")
+    holdout_score: np.ndarray | None = field(default=None, repr=False)
 
     def row(self) -> dict[str, Any]:
         return {
@@ -39,6 +54,31 @@ class CandidateResult:
             "estimator": self.candidate.estimator,
             **{k: round(v, 4) for k, v in self.metrics.items()},
             "fit_seconds": round(self.fit_seconds, 2),
+            "latency_p95_ms": round(self.latency_p95_ms, 3),
+        }
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The candidate kept, the tolerance it was kept with, and why it won."""
+
+    selected: CandidateResult
+    metric: str
+    tolerance: float
+    best_metric: float
+    best_metric_se: float | None
+    within: list[str]
+    reason: str
+
+    def record(self) -> dict[str, Any]:
+        """The selection's part of ``candidates.json``."""
+        se = None if self.best_metric_se is None else round(self.best_metric_se, 6)
+        return {
+            "selection_tolerance": round(self.tolerance, 6),
+            "best_metric": round(self.best_metric, 4),
+            "best_metric_se": se,
+            "within_tolerance": self.within,
+            "selection_reason": self.reason,
         }
 
 
@@ -68,7 +108,7 @@ def feature_columns(frame: pd.DataFrame, dataset: DatasetParams) -> tuple[list[s
 def fit_candidates(
     split: Split, dataset: DatasetParams, training: TrainingParams, threshold: float
 ) -> list[CandidateResult]:
-    """Fit each grid point on the training part and score it on the holdout."""
+    """Fit each grid point on the training part, score it on the holdout, then time them all."""
     numeric, categorical = feature_columns(split.train, dataset)
     inputs = numeric + categorical
     y_train = split.train[dataset.label].to_numpy()
@@ -81,9 +121,31 @@ def fit_candidates(
         elapsed = time.perf_counter() - started
         score = pipeline.predict_proba(split.holdout[inputs])[:, 1]
         metrics = classification_metrics(y_hold, score, threshold)
-        results.append(CandidateResult(candidate, metrics, elapsed, pipeline))
+        results.append(CandidateResult(candidate, metrics, elapsed, pipeline, holdout_score=score))
         checkpoint("fit")
+    # All at once and interleaved, so machine noise does not favour one candidate.
+    holdout = split.holdout[inputs]
+    predicts, as_columns = zip(*(serving_predict(r.model, holdout) for r in results), strict=True)
+    timed = latency_p95_ms(list(predicts), holdout, as_columns=all(as_columns))
+    for result, p95 in zip(results, timed, strict=True):
+        result.latency_p95_ms = p95
     return results
+
+
+def serving_predict(pipeline: Pipeline | None, holdout: pd.DataFrame) -> tuple[Predict, bool]:
+    """P(churn) as serving will compute it for ``pipeline``, and whether it takes columns.
+
+    The serving scorer is called as serving calls it, with a dict of columns; the holdout
+    decides, as at serving, whether the compiled path is exact enough to be used.
+    """
+    if pipeline is None:
+        raise ValueError("a candidate without a fitted model cannot be timed")
+    try:
+        serving_scorer = importlib.import_module("loopline.inference").serving_scorer
+    except (ImportError, AttributeError):  # until it lands; the integrator removes this fallback
+        return (lambda frame: pipeline.predict_proba(frame)[:, 1]), False
+    scorer, _ = serving_scorer(pipeline, holdout)
+    return cast(Predict, scorer.positive_proba), True
 
 
 def naive_baseline(split: Split, dataset: DatasetParams, threshold: float) -> dict[str, float]:
@@ -93,12 +155,60 @@ def naive_baseline(split: Split, dataset: DatasetParams, threshold: float) -> di
     return classification_metrics(y_hold, np.full(len(y_hold), rate), threshold)
 
 
-def select_best(results: list[CandidateResult], metric: str) -> CandidateResult:
-    """The best candidate by the configured metric; ties keep the earlier (simpler) one."""
+def select_best(
+    results: list[CandidateResult],
+    metric: str,
+    tolerance: float = 0.0,
+    *,
+    se: float | None = None,
+    pinned: str | None = None,
+) -> Selection:
+    """The fastest candidate within ``tolerance`` of the best ``metric`` (0: the best metric).
+
+    ``pinned`` names the candidate to keep whatever the rule says: a reproduction keeps the
+    one the original run kept, since latency does not measure the same twice.
+    """
+    names = [r.candidate.name for r in results]
+    scores = [r.metrics[metric] for r in results]
+    choice = choose(names, scores, [r.latency_p95_ms for r in results], metric, tolerance)
+    index, reason = choice.index, choice.reason
+    if pinned is not None:
+        if pinned not in names:
+            raise ValueError(f"the pinned candidate {pinned!r} is not among {names}")
+        index, reason = names.index(pinned), f"pinned to {pinned} (the recorded selection)"
+    return Selection(
+        selected=results[index],
+        metric=metric,
+        tolerance=tolerance,
+        best_metric=scores[choice.best_index],
+        best_metric_se=se,
+        within=[names[i] for i in choice.within],
+        reason=reason,
+    )
+
+
+def select(
+    results: list[CandidateResult],
+    y_hold: np.ndarray,
+    training: TrainingParams,
+    threshold: float,
+    *,
+    pinned: str | None = None,
+) -> Selection:
+    """:func:`select_best` with ``training.selection_tolerance`` resolved on this holdout.
+
+    The bootstrap standard error of the best candidate's metric is always computed (and
+    recorded); it is the tolerance unless the configuration names a number.
+    """
     if not results:
         raise ValueError("no candidates were trained: training.candidates is empty")
-    best = results[0]
-    for result in results[1:]:
-        if better(metric, result.metrics[metric], best.metrics[metric]):
-            best = result
-    return best
+    metric = training.metric
+    top = results[best_index([r.metrics[metric] for r in results], metric)]
+    if top.holdout_score is None:
+        raise ValueError(f"{top.candidate.name} has no holdout scores to bootstrap")
+    se = bootstrap_se(
+        metric, y_hold, top.holdout_score, threshold, training.seed, BOOTSTRAP_RESAMPLES
+    )
+    setting = training.selection_tolerance
+    tolerance = se if setting == "bootstrap_se" else float(setting)
+    return select_best(results, metric, tolerance, se=se, pinned=pinned)
