@@ -38,15 +38,17 @@ up: setup
 demo: setup
 	loopline demo --story
 
-# PostgreSQL (for the registry tests) and Chromium (for the browser tests).
+# PostgreSQL (for the registry tests), Chromium (for the browser tests) and wrk (HTTP load).
 services:
 	bash scripts/ensure_postgres.sh
 	bash scripts/ensure_chromium.sh
+	bash scripts/ensure_wrk.sh
 
 test: setup services
 	pytest
 
 bench: setup
+	bash scripts/ensure_wrk.sh
 	python benchmarks/run.py
 
 lint: setup

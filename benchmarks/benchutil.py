@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import resource
 import sys
 import time
@@ -81,6 +82,36 @@ def peak_rss_mib() -> float:
         # ru_maxrss is in KiB on Linux.
         kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kib / 1024
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time (user + system) of a process and all its live descendants (a server's workers).
+
+    CPU per request does not depend on what else the machine runs, unlike latency and
+    throughput on a shared 2-core machine, so it is the steadier comparison.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    cpu: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])  # field 4 of stat: the parent pid
+        cpu[pid] = int(fields[11]) + int(fields[12])  # fields 14, 15: utime, stime
+    total = 0
+    for pid in cpu:
+        ancestor, hops = pid, 0
+        while ancestor not in (root, 0, 1) and hops < 64:
+            ancestor, hops = parents.get(ancestor, 0), hops + 1
+        if ancestor == root:
+            total += cpu[pid]
+    return total / tick
 
 
 def write_result(path: Path, payload: dict[str, Any]) -> None:

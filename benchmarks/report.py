@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from serving_report import goals_line, method_lines, rollouts_section, serving_section
+
 # Other processes using more than this many cores on average make a phase "busy".
 BUSY_CORES = 0.25
 # The issues' goals: a 1M-row x 20-column drift window, and each dashboard page.
@@ -30,18 +32,14 @@ def _mib(value: float) -> str:
     return f"{value / 1024:.2f} GiB" if value >= 1024 else f"{value:.0f} MiB"
 
 
-def _verdict(met: bool) -> str:
-    return "**goal met**" if met else "**goal not met**"
-
-
 def render(r: dict[str, Any]) -> str:
     parts = [
         _header(r),
         _machine(r),
         _demo(r.get("demo")),
-        _serving(r),
-        _rollouts(r.get("serving_rollouts")),
-        _pit(r),
+        serving_section(r),
+        rollouts_section(r.get("serving_rollouts")),
+        _pit(r) if r.get("pit") else "## 4. Point-in-time retrieval\n\nNot measured in this run.\n",
         _drift(r.get("drift")),
         _dashboard(r.get("dashboard")),
         _verdicts(r.get("verdicts")),
@@ -73,22 +71,9 @@ def _header(r: dict[str, Any]) -> str:
 def _goals(r: dict[str, Any]) -> str:
     """One line per step that has a goal: the measured value, the goal, met or not."""
     lines = []
-    rollouts = r.get("serving_rollouts")
-    if rollouts:
-        goal = rollouts["goal"]
-        worst = max(
-            ratio[str(level)]["p50"]
-            for ratio in rollouts["ratios"].values()
-            for level in rollouts["config"]["concurrency"]
-        )
-        lowest = min(ratio["max_rps"] for ratio in rollouts["ratios"].values())
-        met = [key for key, ratio in rollouts["ratios"].items() if ratio["meets_goal"]]
-        lines.append(
-            f"- Serving under rollout policies (§3): Loopline / bare FastAPI p50 up to "
-            f"{worst:.2f}× (goal ≤ {goal['p50_ratio_max']:g}×), peak throughput down to "
-            f"{lowest:.2f}× (goal ≥ {goal['rps_ratio_min']:.2f}×); goal met by {len(met)} of "
-            f"{len(rollouts['ratios'])} policies" + (f" ({', '.join(met)})." if met else ".")
-        )
+    serving = goals_line(r)
+    if serving:
+        lines.append(serving)
     drift = r.get("drift")
     if drift:
         big = drift["large_window"]
@@ -220,208 +205,6 @@ def _demo(d: dict[str, Any] | None) -> str:
         lines += ["", "The demo's own summary from this run:", "", "```"]
         lines += [f"{k:<14} {v}" for k, v in summary.items()]
         lines.append("```")
-    return "\n".join(lines) + "\n"
-
-
-def _calls(stats: dict[str, Any]) -> str:
-    n, planned = stats.get("n", 0), stats.get("planned")
-    # A loop that hit its time budget says so next to its count.
-    return f"{n:,} of {planned:,} ⏱" if planned and n < planned else f"{n:,}"
-
-
-def _row(label: str, stats: dict[str, Any], note: str, strong: bool = False) -> str:
-    b = "**" if strong else ""
-    return (
-        f"| {b}{label}{b} | {_calls(stats)} | {b}{_ms(stats.get('p50_ms'))}{b} | "
-        f"{b}{_ms(stats.get('p99_ms'))}{b} | {note} |"
-    )
-
-
-def _serving(r: dict[str, Any]) -> str:
-    s = r["serving"]
-    http, omp1 = s["http"], s["http_omp1"]
-    seq, conc = http["sequential"], http["concurrent"]
-    lookup, predict = s["lookup"], s["predict"]
-    base = lookup["p50_ms"] + predict["p50_ms"]
-    ratio = seq["p50_ms"] / base if base else math.nan
-    lines = [
-        "## 2. Serving\n",
-        f"`bentoml serve bentos.service:ChurnService` (one worker, as configured) with model "
-        f"`{s['model']}` ({s.get('estimator', 'n/a')}), started by `platform.start_serving` "
-        "after the demo; ready in "
-        f"{http['ready_seconds']:.1f} s. Requests are single-customer `POST /predict` for random "
-        f"known customers ({s['customers']:,}), over one keep-alive connection, after "
-        f"{r['knobs']['warmup']} warm-up calls. The in-process rows time the feature lookup and "
-        "the model alone, in one Python process, on the same customers; whatever else the "
-        "service does per request (in this version: API-key check, registry routing, "
-        "prediction log, metrics) shows only in the HTTP rows. ⏱ marks a loop that hit its "
-        "time budget before its planned call count.\n",
-        "| Measure | Calls | p50 ms | p99 ms | Note |",
-        "|---|---:|---:|---:|---|",
-        _row("HTTP `POST /predict`, sequential", seq, f"{seq['errors']} errors", strong=True),
-        _row(
-            "BentoML server-side time of those calls",
-            http["server_side"],
-            "from its access log; the rest is client and socket",
-        ),
-        _row(
-            "HTTP `POST /model` (no Feast, no model)",
-            http["floor"],
-            "BentoML + HTTP floor for a trivial sync endpoint",
-        ),
-        _row(
-            "In-process: lookup → DataFrame → predict",
-            s["in_process"],
-            "the service's per-request work, without HTTP and BentoML",
-        ),
-        _row(
-            "In-process: Feast online lookup, feature service `churn_v1`",
-            lookup,
-            "FeatureService object reused, as `bentos/service.py` does",
-            strong=True,
-        ),
-        _row(
-            "In-process: `model.predict_proba`, one row",
-            predict,
-            "sklearn pipeline from the BentoML model store, main thread",
-            strong=True,
-        ),
-        _row(
-            "&nbsp;&nbsp;↳ same, called on a worker thread",
-            s["predict_worker_thread"],
-            "how BentoML calls a sync API",
-        ),
-        _row(
-            "&nbsp;&nbsp;↳ same, worker thread with OpenMP at 1 thread",
-            s["predict_worker_thread_omp1"],
-            "`threadpoolctl.threadpool_limits(1)` on that thread",
-        ),
-        _row(
-            "In-process: `loopline.features.online_features`",
-            s["lookup_helper"],
-            "the platform helper: fetches the feature service from the registry every call",
-        ),
-        "",
-        f"**Serving overhead: HTTP p50 / (lookup p50 + predict p50) = {_ms(seq['p50_ms'])} / "
-        f"({_ms(lookup['p50_ms'])} + {_ms(predict['p50_ms'])}) = {ratio:.2f}×.** The client "
-        f"spent {http['client_cpu_ms_per_call']:.2f} ms of CPU per sequential call (httpx), on "
-        "the same two cores as the server."
-        + (
-            " The ratio is below 1: in this run the in-process `predict_proba` was slower than "
-            "a whole request. The model predicts with OpenMP threads on both cores, which makes "
-            "it sensitive to other processes holding a core (see the machine load above)."
-            if ratio < 1
-            else ""
-        ),
-        "",
-        f"**Throughput: {conc['rps']:.0f} requests/s** with {conc['clients']} concurrent clients "
-        f"({_calls({'n': conc['requests'], 'planned': conc.get('planned')})} requests in "
-        f"{conc['seconds']:.1f} s, {conc['errors']} errors); "
-        f"latency under that load p50 {_ms(conc['p50_ms'])} ms, p99 {_ms(conc['p99_ms'])} ms. "
-        f"One client back to back reaches {1000 / seq['mean_ms']:.0f} requests/s "
-        f"(1 / mean latency). The load-generating threads themselves used "
-        f"{conc['client_cpu_cores']:.2f} cores.",
-        "",
-        _openmp_note(s.get("openmp_threads")),
-        "",
-        "Experiment, same run: a second server with `OMP_NUM_THREADS=1` in its environment, "
-        "which holds OpenMP to one thread on every thread of the worker, ran beside the first "
-        "(half the sequential calls, a quarter of the load; the two were called in alternating "
-        "blocks so that load from other "
-        "processes fell on both alike).\n",
-        "| Server | Sequential calls | p50 ms | p99 ms | Server-side p50 ms | Concurrent "
-        "req/s | p50 / p99 under load ms |",
-        "|---|---:|---:|---:|---:|---:|---|",
-    ]
-    for label, h in (("as configured", http), ("`OMP_NUM_THREADS=1`", omp1)):
-        c, q = h["concurrent"], h["sequential"]
-        lines.append(
-            f"| {label} | {_calls(q)} | {_ms(q['p50_ms'])} | {_ms(q['p99_ms'])} | "
-            f"{_ms(h['server_side'].get('p50_ms'))} | {c['rps']:.0f} | "
-            f"{_ms(c['p50_ms'])} / {_ms(c['p99_ms'])} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _openmp_note(threads: dict[str, int] | None) -> str:
-    if not threads:
-        return ""
-    note = (
-        f"OpenMP threads scikit-learn uses for a predict: {threads['default']} by default; "
-        f"after `threadpool_limits(1)` on the main thread, {threads['main_after_limit']} there "
-        f"but {threads['worker_after_main_limit']} on a worker thread."
-    )
-    if threads["worker_after_main_limit"] > threads["main_after_limit"]:
-        note += (
-            " A limit set while the service is built (main thread) therefore does not reach "
-            "the threads BentoML runs sync API calls on."
-        )
-    return note
-
-
-def _rollouts(ro: dict[str, Any] | None) -> str:
-    title = "## 3. Serving under rollout policies, beside a bare FastAPI app\n"
-    if ro is None:
-        return title + "\nNot measured in this run.\n"
-    # Imported here: the orchestrator needs these modules only when it renders.
-    from serving_rollouts import render as rollouts_table
-
-    c, goal = ro["config"], ro["goal"]
-    levels = c["concurrency"]
-    named = [
-        f"`{key}`" + (f" (challenger share {p['share']:g})" if p["share"] else "")
-        for key, p in c["policies"].items()
-    ]
-    policies = ", ".join(named[:-1]) + f" and {named[-1]}" if len(named) > 1 else named[0]
-    lines = [
-        title,
-        "Loopline's `bentoml serve bentos.service:ChurnService` on the demo's copy, serving "
-        f"from a private registry with a champion and a challenger, under {policies}; `shadow` "
-        "also scores every request with the challenger, off the response path. The baseline is "
-        "a bare FastAPI app on uvicorn (one worker) doing the same per-request work, started "
-        "beside it: the Feast online lookup through the same feature service, a DataFrame and "
-        "`predict_proba` of the same pipeline with OpenMP at one thread; no keys, routing, "
-        "prediction log or metrics. Closed loop: at each concurrency the clients share "
-        f"{c['requests_per_point']:,} single-customer `POST /predict` requests, one keep-alive "
-        f"connection each, after {c['warmup']} warm-up requests; latency is client-side, "
-        "throughput is requests / wall time, server CPU is the server process and its workers "
-        "per request. Ratios are Loopline / bare at the same concurrency.\n",
-        f"**Goal: Loopline's p50 within {goal['p50_ratio_max']:g}× the bare app's at every "
-        f"concurrency, and its peak throughput at least 1/{goal['p50_ratio_max']:g} = "
-        f"{goal['rps_ratio_min']:.2f}× the bare app's.**\n",
-        "| Policy | "
-        + " | ".join(f"p50 ratio, {level} client{'s' if level != 1 else ''}" for level in levels)
-        + " | Peak req/s ratio | Verdict |",
-        "|---|" + "---:|" * len(levels) + "---:|---|",
-    ]
-    for key, ratio in ro["ratios"].items():
-        cells = []
-        for level in levels:
-            value = ratio[str(level)]["p50"]
-            over = value > goal["p50_ratio_max"]
-            cells.append(f"**{value:.2f}×**" if over else f"{value:.2f}×")
-        peak = ratio["max_rps"]
-        peak_cell = f"**{peak:.2f}×**" if peak < goal["rps_ratio_min"] else f"{peak:.2f}×"
-        lines.append(
-            f"| {key} | {' | '.join(cells)} | {peak_cell} | {_verdict(ratio['meets_goal'])} |"
-        )
-    bare_peak = ro["bare"]["max_rps"]
-    peaks = ", ".join(f"{key} {v['max_rps']:.0f}" for key, v in ro["loopline"].items())
-    spans = {key: [r[str(x)]["cpu"] for x in levels] for key, r in ro["ratios"].items()}
-    cpu = "; ".join(f"{key} {min(v):.2f}–{max(v):.2f}×" for key, v in spans.items())
-    ready = ro.get("ready_seconds", {}).get("loopline")
-    load = (c.get("loadavg_before") or [math.nan])[0], (c.get("loadavg_after") or [math.nan])[0]
-    lines += [
-        "",
-        "Bold ratios miss the goal. Peak throughput is the best of the concurrency levels: "
-        f"bare app {bare_peak:.0f} requests/s, Loopline {peaks}. Server CPU per request, "
-        f"Loopline / bare, which depends far less on other load than latency does: {cpu} "
-        "(`shadow` scores every request twice). "
-        f"{ro['errors']} errors in all. Loopline's server was ready {_s(ready)} s after its "
-        f"start; 1-min load average {_s(load[0])} before the step and {_s(load[1])} after, on "
-        f"{c.get('cpus', 'n/a')} cores.\n",
-        rollouts_table(ro),
-    ]
     return "\n".join(lines) + "\n"
 
 
@@ -619,7 +402,6 @@ def _verdicts(v: dict[str, Any] | None) -> str:
 
 
 def _method(r: dict[str, Any]) -> str:
-    k = r["knobs"]
     return (
         "## How it is measured\n\n"
         "- `benchmarks/run.py` copies `params.yaml`, `dvc.yaml`, `feature_repo/`, `bentos/`, "
@@ -631,15 +413,8 @@ def _method(r: dict[str, Any]) -> str:
         "generator's start and end are seen on disk (`data/incoming/` appears, the parquet's "
         "mtime); serving-ready ends at BentoML's `Service … initialized` line. Orchestration is "
         "the lifecycle flow's span minus its tasks.\n"
-        f"- Serving: {k['calls']:,} timed calls per in-process and sequential HTTP measurement "
-        f"after {k['warmup']} warm-up calls; {k['load']:,} requests split over {k['clients']} "
-        "threads with one httpx client each for throughput. Percentiles are nearest-rank. "
-        "The worker-thread rows and the `OMP_NUM_THREADS=1` server use 30 % and 50 % of those "
-        "call counts.\n"
-        "- Rollout policies: `benchmarks/serving_rollouts.py` on the demo's copy; its server "
-        "reads a temporary registry holding copies of two of the copy's version records, so "
-        "the copy's registry is left as it was. Percentiles are nearest-rank.\n"
-        "- Drift: `benchmarks/drift_quality.py` in its own process and project copy; windows "
+        + method_lines(r)
+        + "- Drift: `benchmarks/drift_quality.py` in its own process and project copy; windows "
         "and the 1M-row frames come from the built-in generator with fixed seeds.\n"
         "- Rollout verdicts: `benchmarks/rollout_verdicts.py` in its own process; models "
         "trained on generator data, rollouts replayed from a scored pool with one seed each, "

@@ -3,9 +3,10 @@
 One run measures, in order:
 
 1. a cold ``loopline demo`` on a fresh copy, split into stages;
-2. serving latency and throughput over HTTP, beside the in-process lookup and predict;
-3. serving under the rollout policies (single, canary, shadow) on the demo's copy, beside a
-   bare FastAPI app doing the same per-request work;
+2. serving in-process: the Feast lookup and the model alone (one row, 1,000 rows);
+3. serving over HTTP under load from wrk, per rollout policy (single, canary, shadow), beside
+   BentoML's trivial endpoint and a bare FastAPI app doing the same per-request work, and
+   one request of 1,000 customers;
 4. point-in-time retrieval of 100k and 1M entity rows, Feast beside plain DuckDB;
 5. drift detection quality against the generator's known truth, and the time of a
    1M-row x 20-column window, sampled and in full;
@@ -37,23 +38,21 @@ from report import render
 FULL: dict[str, Any] = {
     "calls": 1000,
     "warmup": 100,
-    "clients": 8,
-    "load": 2000,
+    "batch_calls": 30,
     "customers": 24_000,
-    "rollout_requests": 600,
-    "rollout_warmup": 50,
-    "rollout_concurrency": [1, 8, 32],
+    "serving_seconds": 15,
+    "serving_warmup_seconds": 2,
+    "concurrency": [1, 8, 32],
     "dashboard_repeats": 5,
 }
 QUICK: dict[str, Any] = {
     "calls": 200,
     "warmup": 20,
-    "clients": 8,
-    "load": 400,
+    "batch_calls": 10,
     "customers": 2_000,
-    "rollout_requests": 100,
-    "rollout_warmup": 10,
-    "rollout_concurrency": [1, 8, 32],
+    "serving_seconds": 3,
+    "serving_warmup_seconds": 1,
+    "concurrency": [1, 8, 32],
     "dashboard_repeats": 2,
 }
 STEPS = 7
@@ -71,6 +70,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--from-results", type=Path, help="only render the report from a saved results.json"
+    )
+    parser.add_argument(
+        "--serving-only", action="store_true", help="the demo and the serving steps, no others"
     )
     args = parser.parse_args()
     if args.from_results:
@@ -104,74 +106,26 @@ def main() -> int:
             results["demo"] = run_demo(demo_project, logs / "demo.log")
 
         monitor.mark("serving")
-        say(f"2/{STEPS} serving: in-process baselines, then HTTP (sequential and concurrent)")
-        serving_args = ["--calls", str(knobs["calls"]), "--warmup", str(knobs["warmup"])]
-        serving_args += ["--clients", str(knobs["clients"]), "--load-requests", str(knobs["load"])]
+        say(f"2/{STEPS} serving in-process: the Feast lookup and the model alone")
         out = root / "serving.json"
-        serving_args += ["--out", str(out)]
+        serving_args = ["--calls", str(knobs["calls"]), "--warmup", str(knobs["warmup"])]
+        serving_args += ["--batch-calls", str(knobs["batch_calls"]), "--out", str(out)]
         run_script("serving.py", serving_args, demo_project, logs / "serving.log", 900)
         results["serving"] = read_result(out)
 
-        monitor.mark("serving rollouts")
-        say(f"3/{STEPS} serving under rollout policies, beside a bare FastAPI app")
+        monitor.mark("serving over HTTP")
+        say(f"3/{STEPS} serving over HTTP under wrk: rollout policies beside two baselines")
         # On the demo's copy: it needs the trained, registered model. The script serves
         # from a private copy of two registry records, so the copy's registry is unchanged.
         out = root / "serving_rollouts.json"
-        rollouts = ["--requests", str(knobs["rollout_requests"])]
-        rollouts += ["--warmup", str(knobs["rollout_warmup"])]
-        rollouts += ["--concurrency", *map(str, knobs["rollout_concurrency"]), "--out", str(out)]
-        run_script("serving_rollouts.py", rollouts, demo_project, logs / "rollouts.log", 2400)
+        http = ["--seconds", str(knobs["serving_seconds"]), "--out", str(out)]
+        http += ["--warmup-seconds", str(knobs["serving_warmup_seconds"])]
+        http += ["--batch-calls", str(knobs["batch_calls"])]
+        http += ["--concurrency", *map(str, knobs["concurrency"])]
+        run_script("serving_rollouts.py", http, demo_project, logs / "rollouts.log", 2400)
         results["serving_rollouts"] = read_result(out)
-
-        monitor.mark("point-in-time: prepare")
-        say(f"4/{STEPS} point-in-time retrieval: generating feature sources and entity frames")
-        pit_project = make_project(root / "pit")
-        work = root / "pit-work"
-        prepare = ["prepare", "--work", str(work), "--out", str(work / "prepare.json")]
-        prepare += ["--customers", str(knobs["customers"]), "--sizes", *map(str, sizes)]
-        run_script("pit.py", prepare, pit_project, logs / "pit.log", 900)
-        results["pit"] = {"manifest": read_result(work / "prepare.json"), "joins": [], "verify": []}
-        for size in sizes:
-            for engine in ("duckdb", "feast"):
-                monitor.mark(f"point-in-time: {engine} {size:,}")
-                say(f"point-in-time: {engine}, {size:,} entity rows")
-                out = work / f"{engine}_{size}.json"
-                join = ["join", "--engine", engine, "--size", str(size)]
-                join += ["--work", str(work), "--out", str(out)]
-                run_script("pit.py", join, pit_project, logs / "pit.log", 1200)
-                results["pit"]["joins"].append(read_result(out))
-            monitor.mark(f"point-in-time: verify {size:,}")
-            out = work / f"verify_{size}.json"
-            verify = ["verify", "--size", str(size), "--work", str(work), "--out", str(out)]
-            run_script("pit.py", verify, pit_project, logs / "pit.log", 600)
-            results["pit"]["verify"].append(read_result(out))
-            # Outputs of 1M rows are large; the verdict is all that is kept.
-            for stale in work.glob(f"out_*_{size}.parquet"):
-                stale.unlink()
-
-        monitor.mark("drift quality")
-        say(f"5/{STEPS} drift detection quality, then a 1M-row window (sampled and in full)")
-        drift_project = make_project(root / "drift")
-        out = root / "drift_quality.json"
-        drift = ["--out", str(out), *(["--quick"] if args.quick else [])]
-        run_script("drift_quality.py", drift, drift_project, logs / "drift.log", 3600)
-        results["drift"] = read_result(out)
-
-        monitor.mark("dashboard")
-        say(f"6/{STEPS} dashboard: seeding a state, then rendering every page")
-        dashboard_project = make_project(root / "dashboard")
-        out = root / "dashboard.json"
-        dashboard = ["--project", str(dashboard_project), "--out", str(out)]
-        dashboard += ["--repeats", str(knobs["dashboard_repeats"])]
-        run_script("dashboard.py", dashboard, dashboard_project, logs / "dashboard.log", 1800)
-        results["dashboard"] = read_result(out) | {"repeats": knobs["dashboard_repeats"]}
-
-        monitor.mark("rollout verdicts")
-        say(f"7/{STEPS} rollout verdicts: simulated canary and shadow rollouts")
-        out = root / "rollout_verdicts.json"
-        verdicts = ["--out", str(out), *(["--quick"] if args.quick else [])]
-        run_script("rollout_verdicts.py", verdicts, drift_project, logs / "verdicts.log", 1800)
-        results["verdicts"] = read_result(out)
+        if not args.serving_only:
+            _other_steps(args, knobs, sizes, root, monitor, results)
         ok = True
     finally:
         monitor.stop()
@@ -194,6 +148,67 @@ def main() -> int:
     args.out.write_text(render(results))
     say(f"wrote {args.out} after {results['bench_seconds'] / 60:.1f} min")
     return 0
+
+
+def _other_steps(
+    args: argparse.Namespace,
+    knobs: dict[str, Any],
+    sizes: list[int],
+    root: Path,
+    monitor: LoadMonitor,
+    results: dict[str, Any],
+) -> None:
+    """Steps 4-7: point-in-time retrieval, drift, dashboard, rollout verdicts."""
+    logs = root / "logs"
+    monitor.mark("point-in-time: prepare")
+    say(f"4/{STEPS} point-in-time retrieval: generating feature sources and entity frames")
+    pit_project = make_project(root / "pit")
+    work = root / "pit-work"
+    prepare = ["prepare", "--work", str(work), "--out", str(work / "prepare.json")]
+    prepare += ["--customers", str(knobs["customers"]), "--sizes", *map(str, sizes)]
+    run_script("pit.py", prepare, pit_project, logs / "pit.log", 900)
+    results["pit"] = {"manifest": read_result(work / "prepare.json"), "joins": [], "verify": []}
+    for size in sizes:
+        for engine in ("duckdb", "feast"):
+            monitor.mark(f"point-in-time: {engine} {size:,}")
+            say(f"point-in-time: {engine}, {size:,} entity rows")
+            out = work / f"{engine}_{size}.json"
+            join = ["join", "--engine", engine, "--size", str(size)]
+            join += ["--work", str(work), "--out", str(out)]
+            run_script("pit.py", join, pit_project, logs / "pit.log", 1200)
+            results["pit"]["joins"].append(read_result(out))
+        monitor.mark(f"point-in-time: verify {size:,}")
+        out = work / f"verify_{size}.json"
+        verify = ["verify", "--size", str(size), "--work", str(work), "--out", str(out)]
+        run_script("pit.py", verify, pit_project, logs / "pit.log", 600)
+        results["pit"]["verify"].append(read_result(out))
+        # Outputs of 1M rows are large; the verdict is all that is kept.
+        for stale in work.glob(f"out_*_{size}.parquet"):
+            stale.unlink()
+
+    monitor.mark("drift quality")
+    say(f"5/{STEPS} drift detection quality, then a 1M-row window (sampled and in full)")
+    drift_project = make_project(root / "drift")
+    out = root / "drift_quality.json"
+    drift = ["--out", str(out), *(["--quick"] if args.quick else [])]
+    run_script("drift_quality.py", drift, drift_project, logs / "drift.log", 3600)
+    results["drift"] = read_result(out)
+
+    monitor.mark("dashboard")
+    say(f"6/{STEPS} dashboard: seeding a state, then rendering every page")
+    dashboard_project = make_project(root / "dashboard")
+    out = root / "dashboard.json"
+    dashboard = ["--project", str(dashboard_project), "--out", str(out)]
+    dashboard += ["--repeats", str(knobs["dashboard_repeats"])]
+    run_script("dashboard.py", dashboard, dashboard_project, logs / "dashboard.log", 1800)
+    results["dashboard"] = read_result(out) | {"repeats": knobs["dashboard_repeats"]}
+
+    monitor.mark("rollout verdicts")
+    say(f"7/{STEPS} rollout verdicts: simulated canary and shadow rollouts")
+    out = root / "rollout_verdicts.json"
+    verdicts = ["--out", str(out), *(["--quick"] if args.quick else [])]
+    run_script("rollout_verdicts.py", verdicts, drift_project, logs / "verdicts.log", 1800)
+    results["verdicts"] = read_result(out)
 
 
 if __name__ == "__main__":

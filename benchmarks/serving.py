@@ -1,18 +1,20 @@
-"""Serving latency and throughput over HTTP, next to the in-process work one request does.
+"""The in-process work one serving request does: the Feast lookup and the model, alone.
+
+These are the baselines the HTTP numbers (``serving_rollouts.py``) stand beside: what the
+feature lookup, the model's predict on one row and on a 1,000-row batch, and the two
+together cost in one Python process, without HTTP, BentoML or Loopline's own work.
 
 Run by ``run.py`` against the project copy after the demo built its state
 (``LOOPLINE_PROJECT``/``LOOPLINE_HOME`` point at the copy). Writes one JSON result.
-All traffic goes to 127.0.0.1. Every loop is bounded by a call count and, because a
-shared 2-core machine can slow calls a hundredfold, by a time budget too: a loop that
-runs out of time reports the calls it made (``n``) rather than stretching the run.
+Every loop is bounded by a call count and, because a shared 2-core machine can slow
+calls a hundredfold, by a time budget too: a loop that runs out of time reports the
+calls it made (``n``) rather than stretching the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,12 +23,10 @@ from typing import Any
 
 from benchutil import latency_summary, say, write_result
 
-# BentoML's access log line ends with the server-side handling time, e.g. "... 3.402ms (trace=".
-ACCESS = re.compile(r"path=/predict,.*\(status=(\d+).*?\)\s+([\d.]+)ms")
 # Time budgets (seconds) per measurement loop.
 IN_PROCESS_BUDGET = 45.0
 SIDE_BUDGET = 25.0
-HTTP_BUDGET = 90.0
+BATCH = 1000  # customers in one request: the service's maximum
 
 
 def main() -> None:
@@ -34,8 +34,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--calls", type=int, default=1000, help="sequential calls per measurement")
     parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--load-requests", type=int, default=2000)
+    parser.add_argument("--batch-calls", type=int, default=30, help="calls of 1,000 rows")
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
 
@@ -45,6 +44,7 @@ def main() -> None:
     paths = activate()
     import numpy as np
     import pandas as pd
+    from baselines import scorer
 
     from loopline import features, packaging
     from loopline.config import load_params
@@ -78,6 +78,16 @@ def main() -> None:
     values: list[dict[str, list[Any]]] = []
     result["lookup"] = _timed(lookup, warm, timed, IN_PROCESS_BUDGET, values)
     result["lookup_helper"] = _timed(helper, warm, timed[:side], SIDE_BUDGET)
+    batches = [
+        [{entity: int(i)} for i in rng.choice(known, size=BATCH, replace=len(known) < BATCH)]
+        for _ in range(args.batch_calls + 2)
+    ]
+    result["lookup_1000"] = _timed(
+        lambda rows: store.get_online_features(features=feature_service, entity_rows=rows),
+        batches[:2],
+        batches[2:],
+        SIDE_BUDGET,
+    )
 
     say("in-process: model.predict_proba on one row")
     model, _ = packaging.load_model(tag)
@@ -105,20 +115,35 @@ def main() -> None:
             IN_PROCESS_BUDGET * 2,
         )
 
-    say("in-process: lookup -> DataFrame -> predict (the service's core work without HTTP)")
-    stored = {f.name for view in store.list_feature_views() for f in view.features}
-    stored_inputs = [c for c in inputs if c in stored]
+    say("in-process: the service's scorer on one row and on 1,000 rows")
+    _, holdout_file = packaging.stored_files(tag)
+    holdout = pd.read_parquet(holdout_file)
+    score_columns, result["scorer_name"] = scorer(model, holdout)
+    # One row as a request has it: the lookup's columns, as Feast returns them.
+    result["scorer"] = _timed(score_columns, values[: args.warmup], values, SIDE_BUDGET)
+    batch = pd.concat([holdout[inputs]] * (BATCH // len(holdout) + 1), ignore_index=True)[:BATCH]
+    columns = {c: batch[c].tolist() for c in inputs}
+    result["scorer_1000"] = _timed(
+        score_columns, [columns] * 2, [columns] * args.batch_calls, SIDE_BUDGET
+    )
+    result["predict_1000"] = _timed(
+        model.predict_proba, [batch] * 2, [batch] * args.batch_calls, SIDE_BUDGET
+    )
+    result["inference"] = _inference(model, holdout)
 
-    def score(i: int) -> Any:
-        # The scoring steps of ChurnService.predict for one id.
-        frame = pd.DataFrame(lookup(i))
-        frame[stored_inputs].notna().any(axis=1)
-        return model.predict_proba(frame[inputs])[:, 1]
-
-    result["in_process"] = _timed(score, warm, timed, SIDE_BUDGET)
-
-    result |= _serve_pair(paths, tag, entity, ids, args)
+    say("in-process: lookup -> scorer (the service's core work without HTTP)")
+    result["in_process"] = _timed(lambda i: score_columns(lookup(i)), warm, timed, SIDE_BUDGET)
     write_result(args.out, result)
+
+
+def _inference(model: Any, holdout: Any) -> dict[str, Any] | None:
+    """``benchmarks/inference.py``'s measurements of the model, when this version has it."""
+    try:
+        from inference import measure
+    except ImportError:
+        return None
+    found: dict[str, Any] = measure(model, holdout)
+    return found
 
 
 def _timed(
@@ -204,180 +229,6 @@ def _interleaved(
     return {
         name: latency_summary(values) | {"planned": len(timed[name])}
         for name, values in seconds.items()
-    }
-
-
-def _serve_pair(
-    paths: Any, tag: str, entity: str, ids: list[int], args: argparse.Namespace
-) -> dict[str, Any]:
-    """The server as configured and, beside it, the same with ``OMP_NUM_THREADS=1``.
-
-    Both run at once and are called in turn (sequential calls alternate, load comes in
-    alternating blocks), so drifting load from other processes falls on both alike.
-    The experiment gets half the sequential calls and a quarter of the load.
-    """
-    import httpx
-
-    from loopline import platform
-
-    # The service wants an API key on every call; the demo made this machine's keys.
-    make_keys = getattr(platform, "dev_keys", None)
-    headers = {"Authorization": f"Bearer {make_keys(paths)['client']}"} if make_keys else {}
-    port = platform.free_port()
-    say(f"starting bentoml serve on 127.0.0.1:{port} (as configured)")
-    configured = platform.start_serving(paths, port, model_tag=tag)
-    with platform.running(configured):
-        out: dict[str, Any] = {
-            "http": {"ready_seconds": platform.wait_ready(configured, "/readyz")}
-        }
-        # Same command on another port; start() keeps its log apart for the server-side times.
-        port = platform.free_port()
-        command = [
-            str(port) if a == configured.url.rsplit(":", 1)[1] else a
-            for a in configured.process.args
-        ]
-        say(f"starting bentoml serve on 127.0.0.1:{port} (OMP_NUM_THREADS=1)")
-        env = {"OMP_NUM_THREADS": "1", "LOOPLINE_MODEL_TAG": tag}
-        omp1 = platform.start("serving-omp1", command, f"http://127.0.0.1:{port}", paths, env)
-        with platform.running(omp1):
-            out["http_omp1"] = {"ready_seconds": platform.wait_ready(omp1, "/readyz")}
-            servers = {"http": configured, "http_omp1": omp1}
-            plan = {"http": args.calls, "http_omp1": args.calls // 2}
-            clients = {
-                name: httpx.Client(base_url=svc.url, headers=headers, timeout=30)
-                for name, svc in servers.items()
-            }
-            try:
-                for client in clients.values():
-                    for i in ids[: args.warmup]:
-                        client.post("/predict", json={entity: i}).raise_for_status()
-                offsets = {name: svc.log.stat().st_size for name, svc in servers.items()}
-                say(f"HTTP: {plan} sequential single-customer calls, alternating servers")
-                cpu0 = time.process_time()
-                timed = ids[args.warmup :]
-                errors = dict.fromkeys(servers, 0)
-
-                def caller(name: str) -> Callable[[int], None]:
-                    def call(i: int) -> None:
-                        response = clients[name].post("/predict", json={entity: i})
-                        errors[name] += response.status_code != 200
-
-                    return call
-
-                runs = _interleaved(
-                    {name: caller(name) for name in servers},
-                    [],
-                    {name: timed[: plan[name]] for name in servers},
-                    HTTP_BUDGET * 1.5,
-                )
-                calls = sum(r["n"] for r in runs.values())
-                cpu_ms = (time.process_time() - cpu0) / max(calls, 1) * 1000
-                for name, svc in servers.items():
-                    out[name]["sequential"] = runs[name] | {"errors": errors[name]}
-                    out[name]["client_cpu_ms_per_call"] = cpu_ms
-                    out[name]["server_side"] = _server_side(
-                        svc.log, offsets[name], int(runs[name]["n"])
-                    )
-                # An endpoint that reads neither Feast nor the model: BentoML's and HTTP's
-                # own cost.
-                client = clients["http"]
-                out["http"]["floor"] = _timed(
-                    lambda _: client.post("/model", json={}).raise_for_status(),
-                    [],
-                    range(max(args.calls * 3 // 10, 50)),
-                    SIDE_BUDGET,
-                )
-            finally:
-                for client in clients.values():
-                    client.close()
-
-            say(f"HTTP: {args.load_requests} calls from {args.clients} concurrent clients")
-            blocks: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
-            for _ in range(2):
-                for name, share in (("http", 2), ("http_omp1", 8)):
-                    blocks[name].append(
-                        _load(
-                            servers[name].url,
-                            headers,
-                            entity,
-                            ids,
-                            args.clients,
-                            args.load_requests // share,
-                        )
-                    )
-            for name, parts in blocks.items():
-                out[name]["concurrent"] = _merge(parts)
-    return out
-
-
-def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Blocks of one load test as if they had been one."""
-    latencies = [x for p in parts for x in p["latencies"]]
-    wall = sum(p["seconds"] for p in parts)
-    return latency_summary(latencies) | {
-        "clients": parts[0]["clients"],
-        "requests": len(latencies),
-        "planned": sum(p["planned"] for p in parts),
-        "errors": sum(p["errors"] for p in parts),
-        "seconds": wall,
-        "rps": len(latencies) / wall,
-        "client_cpu_cores": sum(p["client_cpu"] for p in parts) / wall,
-        "blocks": len(parts),
-    }
-
-
-def _server_side(log: Path, offset: int, expected: int) -> dict[str, Any]:
-    """BentoML's own handling time per request, from its access log (bytes after ``offset``)."""
-    # Log lines may trail the responses by a moment.
-    time.sleep(1.0)
-    with log.open("rb") as handle:
-        handle.seek(offset)
-        text = handle.read().decode(errors="replace")
-    times = [float(m.group(2)) / 1000 for m in ACCESS.finditer(text) if m.group(1) == "200"]
-    return latency_summary(times[:expected]) if times else {"n": 0}
-
-
-def _load(
-    url: str, headers: dict[str, str], entity: str, ids: list[int], clients: int, total: int
-) -> dict[str, Any]:
-    """``total`` calls split evenly over ``clients`` threads, each with its own connection."""
-    import httpx
-
-    share = total // clients
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors = [0] * clients
-    barrier = threading.Barrier(clients + 1)
-    deadline: list[float] = []
-
-    def worker(k: int) -> None:
-        with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
-            client.post("/predict", json={entity: ids[k]})  # open the connection before timing
-            barrier.wait()
-            for n in range(share):
-                i = ids[(k * share + n) % len(ids)]
-                t = time.perf_counter()
-                response = client.post("/predict", json={entity: i})
-                latencies[k].append(time.perf_counter() - t)
-                errors[k] += response.status_code != 200
-                if t > deadline[0]:
-                    break
-
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
-    for thread in threads:
-        thread.start()
-    deadline.append(time.perf_counter() + HTTP_BUDGET / 2)
-    barrier.wait()
-    cpu0 = time.process_time()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    return {
-        "latencies": [x for part in latencies for x in part],
-        "clients": clients,
-        "planned": share * clients,
-        "errors": sum(errors),
-        "seconds": time.perf_counter() - started,
-        "client_cpu": time.process_time() - cpu0,
     }
 
 

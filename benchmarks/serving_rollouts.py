@@ -1,16 +1,20 @@
-"""What Loopline's serving costs per routing policy, next to a bare FastAPI app.
+"""Serving over HTTP under load from wrk: Loopline per rollout policy, beside two baselines.
 
-Loopline (``bentoml serve bentos.service:ChurnService``) is measured under ``single``
-(champion only), ``canary`` (challenger share 0.2) and ``shadow`` (every request also
-scored by the challenger, off the response path). The baseline is a bare FastAPI app on
-uvicorn (1 worker, 127.0.0.1) doing the same work per request: the Feast online lookup
-through the same feature service, a DataFrame, ``predict_proba`` of the same pipeline,
-with one thread via threadpoolctl (and ``OMP_NUM_THREADS=1``, which BentoML sets for its
-workers); no keys, routing, prediction log or metrics.
+Targets, all on 127.0.0.1 and all up at once (so drifting load from other processes falls
+on each alike, the points run level by level, target by target):
 
-Every point is closed-loop: ``concurrency`` clients each send their share of a fixed
-number of requests (single customers drawn at random from the known ones), one
-connection each. Latency is client-side; throughput is requests / wall time.
+- ``trivial``: BentoML's trivial sync endpoint (``trivial_service.py``) on the service's
+  own server settings: the most BentoML allows here;
+- ``bare``: a FastAPI/uvicorn app with as many workers as the service, doing the same
+  Feast lookup and scoring and nothing else (``baselines.py``);
+- Loopline (``bentoml serve bentos.service:ChurnService``) under ``single`` (champion
+  only), ``canary`` (challenger share 0.2) and ``shadow`` (every request also scored by
+  the challenger, off the response path).
+
+Each point is ``wrk -t1 -c<level>`` for a fixed time after a short warm-up run: single
+``POST /predict`` bodies for random known customers with the client key (``wrk.py``).
+Then one request of 1,000 customers, sequentially from a Python client, against the
+trivial endpoint, the bare app and Loopline: the latency of one request, not throughput.
 
 The Loopline server runs on a registry of its own (a temporary SQLite file), holding
 copies of two version records of the project's registry: nothing in the project's
@@ -27,16 +31,18 @@ import json
 import math
 import os
 import random
+import re
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+import wrk
+from baselines import start_bare, start_trivial, wait_workers
+from benchutil import latency_summary, tree_cpu_seconds
 
 CONCURRENCY = (1, 8, 32)
 POLICIES: dict[str, tuple[str, float]] = {
@@ -44,188 +50,210 @@ POLICIES: dict[str, tuple[str, float]] = {
     "canary": ("canary", 0.2),
     "shadow": ("shadow", 0.0),  # share 0 under shadow: the challenger sees every request
 }
-GOAL_P50_RATIO = 1.3
-GOAL_RPS_RATIO = 1 / 1.3
+BASELINES = ("trivial", "bare")
+BATCH = 1000
+# The service's request fields (bentos/service.py), whatever the dataset calls its entity.
+FIELD, BATCH_FIELD = "customer_id", "customer_ids"
 ACTOR = "benchmark-serving-rollouts"
-POINT_TIMEOUT_S = 180.0
-HOST = "127.0.0.1"
+# BentoML's access log line ends with the server-side handling time, e.g. "... 3.402ms (trace=".
+ACCESS = re.compile(r"path=/predict,.*\(status=(\d+).*?\)\s+([\d.]+)ms")
 
 
 def say(message: str) -> None:
     print(f"[serving_rollouts] {message}", file=sys.stderr, flush=True)
 
 
-def summary(seconds: Sequence[float]) -> dict[str, float]:
-    """Nearest-rank p50/p90/p99, max and mean in milliseconds (as benchutil computes them)."""
-    ms = sorted(s * 1000 for s in seconds)
-
-    def rank(q: float) -> float:
-        return ms[max(1, math.ceil(q / 100 * len(ms))) - 1] if ms else math.nan
-
-    return {
-        "n": len(ms),
-        "p50_ms": rank(50),
-        "p90_ms": rank(90),
-        "p99_ms": rank(99),
-        "max_ms": ms[-1] if ms else math.nan,
-        "mean_ms": sum(ms) / len(ms) if ms else math.nan,
-    }
-
-
-# --- the bare baseline ----------------------------------------------------------------
-
-
-class PredictBody(BaseModel):
-    """The bare app's request (module level: FastAPI resolves annotations by name)."""
-
-    customer_id: int
-
-
-def bare_app(model_tag: str) -> Any:
-    """FastAPI app: Feast lookup through the feature service, then predict_proba; nothing else."""
-    import pandas as pd
-    from fastapi import FastAPI
-    from threadpoolctl import threadpool_limits
-
-    from loopline import features, packaging
-    from loopline.config import load_params
-    from loopline.settings import activate
-
-    threadpool_limits(1)  # as ChurnService.__init__ does
-    paths = activate()
-    params = load_params(paths.params_file)
-    entity, threshold = params.dataset.entity, params.serving.threshold
-    store = features.feature_store(paths)
-    feature_service = store.get_feature_service(params.features.service)
-    model, _ = packaging.load_model(model_tag)
-    inputs = list(model.feature_names_in_)
-
-    def score(customer: int) -> float:
-        rows = [{entity: customer}]
-        values = store.get_online_features(features=feature_service, entity_rows=rows).to_dict()
-        return float(model.predict_proba(pd.DataFrame(values)[inputs])[0, 1])
-
-    score(0)  # the first lookup pays Feast's lazy imports
-
-    app = FastAPI()
-
-    @app.post("/predict")
-    def predict(body: PredictBody) -> dict[str, Any]:  # sync, on the threadpool, as in BentoML
-        probability = score(body.customer_id)
-        return {
-            "customer_id": body.customer_id,
-            "probability": round(probability, 6),
-            "label": int(probability >= threshold),
-            "model_version": model_tag,
-        }
-
-    @app.get("/readyz")
-    def ready() -> dict[str, str]:
-        return {"status": "ok"}
-
-    return app
-
-
-def serve_bare(port: int, model_tag: str) -> None:
-    import uvicorn
-
-    uvicorn.run(bare_app(model_tag), host=HOST, port=port, workers=1, log_level="warning")
-
-
-# --- load -----------------------------------------------------------------------------
-
-
-def tree_cpu_seconds(root: int) -> float:
-    """CPU time (user + system) of a process and all its live descendants (a server's workers).
-
-    CPU per request does not depend on what else the machine runs, unlike latency and
-    throughput on a shared 2-core machine, so it is the steadier comparison.
-    """
-    tick = os.sysconf("SC_CLK_TCK")
-    parents: dict[int, int] = {}
-    cpu: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces
-        pid = int(entry.name)
-        parents[pid] = int(fields[1])  # field 4 of stat: the parent pid
-        cpu[pid] = int(fields[11]) + int(fields[12])  # fields 14, 15: utime, stime
-    total = 0
-    for pid in cpu:
-        ancestor, hops = pid, 0
-        while ancestor not in (root, 0, 1) and hops < 64:
-            ancestor, hops = parents.get(ancestor, 0), hops + 1
-        if ancestor == root:
-            total += cpu[pid]
-    return total / tick
-
-
-def closed_loop(
-    url: str,
-    headers: dict[str, str],
-    ids: Sequence[int],
-    concurrency: int,
-    total: int,
-    server_pid: int | None = None,
+def run(
+    paths: Any,
+    keys: dict[str, str],
+    *,
+    concurrency: Sequence[int] = CONCURRENCY,
+    seconds: int = 15,
+    warmup_seconds: int = 2,
+    batch_calls: int = 30,
+    seed: int = 11,
+    log: Callable[[str], None] = say,
 ) -> dict[str, Any]:
-    """``total`` requests split over ``concurrency`` clients; bounded by count and time.
+    """Every target at every concurrency under wrk, then the 1,000-customer request.
 
-    With ``server_pid``, also the CPU per request of that server and its workers.
+    ``paths`` is the activated project (``loopline.settings.activate()``); ``keys`` holds a
+    client key (``loopline.platform.dev_keys(paths)``). About
+    ``5 * len(concurrency) * (seconds + warmup_seconds)`` seconds of load in all.
     """
     import httpx
 
-    share = max(1, total // concurrency)
-    latencies: list[list[float]] = [[] for _ in range(concurrency)]
-    errors = [0] * concurrency
-    barrier = threading.Barrier(concurrency + 1)
-    deadline: list[float] = [math.inf]
+    from loopline import platform
+    from loopline.config import load_params
+    from loopline.registry import Registry
 
-    def worker(k: int) -> None:
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        with httpx.Client(base_url=url, headers=headers, timeout=30, limits=limits) as client:
-            client.post("/predict", json={"customer_id": ids[k % len(ids)]})  # open the connection
-            barrier.wait()
-            for n in range(share):
-                if time.monotonic() > deadline[0]:
-                    return
-                customer = ids[(k * share + n) % len(ids)]
-                started = time.perf_counter()
-                try:
-                    ok = client.post("/predict", json={"customer_id": customer}).status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                latencies[k].append(time.perf_counter() - started)
-                errors[k] += not ok
+    params = load_params(paths.params_file)
+    entity = params.dataset.entity
+    known = _known_ids(paths, entity)
+    headers = {"Authorization": f"Bearer {keys['client']}"}
+    result: dict[str, Any] = {
+        "config": {
+            "concurrency": list(concurrency),
+            "seconds": seconds,
+            "warmup_seconds": warmup_seconds,
+            "batch_calls": batch_calls,
+            "batch_size": BATCH,
+            "known_customers": len(known),
+            "policies": {k: {"policy": p, "share": s} for k, (p, s) in POLICIES.items()},
+            "cpus": os.cpu_count(),
+            "usable_cpus": len(os.sched_getaffinity(0)),
+            "loadavg_before": os.getloadavg(),
+            "wrk": {"version": wrk.version(), "threads": wrk.THREADS, "timeout_s": wrk.TIMEOUT_S},
+        },
+    }
+    with (
+        tempfile.TemporaryDirectory(prefix="loopline-bench-rollouts-") as folder,
+        ExitStack() as stack,
+    ):
+        url, versions = _private_registry(paths, params, Path(folder))
+        result["versions"] = versions
+        ids_file = wrk.write_ids(known, Path(folder))
+        # The Loopline server inherits the private registry; nothing else should.
+        previous = os.environ.get("LOOPLINE_REGISTRY_URL")
+        os.environ["LOOPLINE_REGISTRY_URL"] = url
+        try:
+            loopline = platform.start_serving(paths, platform.free_port(), versions["A"])
+        finally:
+            if previous is None:
+                os.environ.pop("LOOPLINE_REGISTRY_URL", None)
+            else:
+                os.environ["LOOPLINE_REGISTRY_URL"] = previous
+        stack.enter_context(platform.running(loopline))
+        trivial = start_trivial(paths, platform.free_port())
+        stack.enter_context(platform.running(trivial))
+        log(f"starting Loopline ({loopline.url}) and BentoML's trivial service ({trivial.url})")
+        ready = {"loopline": platform.wait_ready(loopline, "/readyz")}
+        ready["trivial"] = platform.wait_ready(trivial, "/readyz")
+        workers = len(platform.serving_workers(loopline))
+        bare = start_bare(paths, platform.free_port(), versions["A"], workers)
+        stack.enter_context(platform.running(bare))
+        log(f"starting the bare app ({bare.url}) with {workers} workers, as Loopline has")
+        ready["bare"] = platform.wait_ready(bare, "/readyz")
+        result["ready_seconds"] = ready
+        # Imports BentoML and the service here, after every server has its environment.
+        result["settings"] = _settings()
+        result["workers"] = {
+            "loopline": wait_workers(f"{loopline.url}/model", workers, headers),
+            "trivial": wait_workers(
+                f"{trivial.url}/worker", len(platform.serving_workers(trivial))
+            ),
+            "bare": wait_workers(f"{bare.url}/worker", workers),
+        }
+        registry = stack.enter_context(Registry(url))
+        name = params.serving.model_name
+        servers = {"trivial": trivial, "bare": bare} | dict.fromkeys(POLICIES, loopline)
+        points: dict[str, dict[str, Any]] = {key: {} for key in servers}
 
-    threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    barrier.wait(timeout=60)
-    cpu = tree_cpu_seconds(server_pid) if server_pid is not None else math.nan
-    started = time.perf_counter()
-    deadline[0] = time.monotonic() + POINT_TIMEOUT_S
-    for thread in threads:
-        thread.join(timeout=POINT_TIMEOUT_S + 35)
-    wall = time.perf_counter() - started
-    done = sum(len(part) for part in latencies)
-    if server_pid is not None:
-        cpu = tree_cpu_seconds(server_pid) - cpu
-    return summary([x for part in latencies for x in part]) | {
-        "server_cpu_ms_per_request": round(1e3 * cpu / done, 3) if done else math.nan,
-        "concurrency": concurrency,
-        "requests": done,
-        "errors": sum(errors),
-        "seconds": round(wall, 3),
-        "rps": done / wall if wall > 0 else math.nan,
+        def switch(key: str) -> None:
+            policy, share = POLICIES[key]
+            registry.set_policy(name, policy, share, actor=ACTOR, reason=f"benchmark {key}")
+            _wait_for_policy(loopline.url, headers, registry.change_counter(name), workers)
+
+        load = {"ids_file": ids_file, "api_key": keys["client"], "field": FIELD}
+        for level in concurrency:
+            for key, server in servers.items():
+                if key in POLICIES:
+                    switch(key)
+                log(f"{level} connection(s): {key}")
+                _load(server, level, warmup_seconds, load)
+                offset = server.log.stat().st_size
+                point = _measured(server, level, seconds, load | {"seed": seed})
+                if key == "single" and level == 1:
+                    result["server_side"] = _server_side(server.log, offset)
+                points[key][str(level)] = point
+        result["points"] = points
+
+        log(f"{batch_calls} sequential requests of {BATCH:,} customers per target")
+        switch("single")
+        rng = random.Random(seed)
+        batches = [
+            rng.sample(known, BATCH) if len(known) >= BATCH else rng.choices(known, k=BATCH)
+            for _ in range(batch_calls + 3)
+        ]
+        clients = {
+            key: stack.enter_context(
+                httpx.Client(base_url=servers[key].url, headers=headers, timeout=60)
+            )
+            for key in (*BASELINES, "single")
+        }
+        result["batch"] = _batch_latency(clients, batches, warm=3)
+    result["config"]["loadavg_after"] = os.getloadavg()
+    result["errors"] = sum(p["errors"] for by in points.values() for p in by.values())
+    return result
+
+
+def _measured(server: Any, connections: int, seconds: int, load: dict[str, Any]) -> dict[str, Any]:
+    """One wrk run, with the CPU time the server and its workers spent per request."""
+    cpu = tree_cpu_seconds(server.process.pid)
+    point = _load(server, connections, seconds, load)
+    cpu = tree_cpu_seconds(server.process.pid) - cpu
+    done = point["requests"]
+    point["server_cpu_ms_per_request"] = round(1e3 * cpu / done, 3) if done else math.nan
+    return point
+
+
+def _load(server: Any, connections: int, seconds: int, load: dict[str, Any]) -> dict[str, Any]:
+    """One wrk run against ``server``; a server that died meanwhile says so, with its log."""
+    try:
+        return wrk.run(f"{server.url}/predict", connections=connections, seconds=seconds, **load)
+    except RuntimeError as exc:
+        if server.process.poll() is None:
+            raise
+        tail = server.log.read_text(errors="replace")[-2000:]
+        raise RuntimeError(
+            f"{server.name} exited ({server.process.returncode}) under {connections} "
+            f"connection(s); a clean exit means something outside stopped it:\n{tail}"
+        ) from exc
+
+
+def _batch_latency(clients: dict[str, Any], batches: list[list[int]], warm: int) -> dict[str, Any]:
+    """One ``customer_ids`` request at a time, the targets taking turns call by call."""
+    seconds: dict[str, list[float]] = {key: [] for key in clients}
+    errors = dict.fromkeys(clients, 0)
+    for n, ids in enumerate(batches):
+        for key, client in clients.items():
+            started = time.perf_counter()
+            response = client.post("/predict", json={BATCH_FIELD: ids})
+            elapsed = time.perf_counter() - started
+            if n >= warm:
+                seconds[key].append(elapsed)
+                errors[key] += not 200 <= response.status_code < 300
+    return {
+        key: latency_summary(values) | {"errors": errors[key]} for key, values in seconds.items()
     }
 
 
-# --- the Loopline side ----------------------------------------------------------------
+def _server_side(log: Path, offset: int) -> dict[str, Any]:
+    """BentoML's own handling time per request, from its access log (bytes after ``offset``)."""
+    time.sleep(1.0)  # log lines may trail the responses by a moment
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        text = handle.read().decode(errors="replace")
+    times = [float(m.group(2)) / 1000 for m in ACCESS.finditer(text) if m.group(1) == "200"]
+    return latency_summary(times) if times else {"n": 0}
+
+
+def _settings() -> dict[str, Any]:
+    """The server settings of Loopline's service and of the trivial one, and whether they match."""
+    try:
+        import trivial_service
+        from bentos.service import ChurnService
+    except Exception as exc:  # a half-edited service must not stop the benchmark
+        return {"error": repr(exc)}
+
+    def of(service: Any) -> dict[str, Any]:
+        return json.loads(json.dumps({**service.config, "envs": service.envs}, default=str))
+
+    churn, trivial = of(ChurnService), of(trivial_service.TrivialService)
+    differs = sorted(k for k in churn.keys() | trivial.keys() if churn.get(k) != trivial.get(k))
+    return {"loopline": churn, "trivial": trivial, "differs": differs}
+
+
+# --- the Loopline side's private registry -------------------------------------------------
 
 
 def _pick_versions(paths: Any, model_name: str) -> list[Any]:
@@ -287,209 +315,86 @@ def _private_registry(paths: Any, params: Any, folder: Path) -> tuple[str, dict[
     return url, {"A": a, "B": b}
 
 
-def _wait_for_table(
-    url: str, headers: dict[str, str], counter: int, timeout: float = 10.0
-) -> dict[str, Any]:
+def _wait_for_policy(
+    url: str, headers: dict[str, str], counter: int, workers: int, timeout: float = 15.0
+) -> None:
+    """Until ``workers`` distinct workers report a routing table at least ``counter`` new."""
     import httpx
 
+    current: set[int] = set()
     deadline = time.monotonic() + timeout
-    while True:
-        table: dict[str, Any] = httpx.post(
-            f"{url}/model", json={}, headers=headers, timeout=10
-        ).json()
-        if table["registry_counter"] >= counter or time.monotonic() > deadline:
-            return table
+    while len(current) < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(current)} of {workers} workers took the new policy")
+        # A fresh connection each time, so that every worker gets asked in turn.
+        with httpx.Client(headers=headers, timeout=10) as client:
+            table = client.post(f"{url}/model", json={}).json()
+        if table["registry_counter"] >= counter:
+            current.add(int(table["worker"]))
         time.sleep(0.05)
 
 
-def _known_ids(paths: Any, entity: str, count: int, seed: int) -> list[int]:
+def _known_ids(paths: Any, entity: str) -> list[int]:
     import pandas as pd
 
-    known = pd.read_parquet(paths.ingested, columns=[entity])[entity].unique().tolist()
-    rng = random.Random(seed)
-    return [int(rng.choice(known)) for _ in range(count)]
+    known = pd.read_parquet(paths.ingested, columns=[entity])[entity].unique()
+    return sorted(int(i) for i in known)
 
 
-def run(
-    paths: Any,
-    keys: dict[str, str],
-    *,
-    concurrency: Sequence[int] = CONCURRENCY,
-    requests: int = 600,
-    warmup: int = 50,
-    seed: int = 11,
-    log: Callable[[str], None] = say,
-) -> dict[str, Any]:
-    """Latency and throughput of Loopline per policy and of the bare app, with their ratios.
-
-    ``paths`` is the activated project (``loopline.settings.activate()``); ``keys`` holds a
-    client key (``loopline.platform.dev_keys(paths)``). Every point sends ``requests``
-    requests (after ``warmup``), so the whole run sends about
-    ``(1 + len(POLICIES)) * len(concurrency) * (requests + warmup)`` requests.
-    """
-    from loopline import platform
-    from loopline.config import load_params
-    from loopline.registry import Registry
-
-    params = load_params(paths.params_file)
-    entity = params.dataset.entity
-    ids = _known_ids(paths, entity, max(requests, 1000), seed)
-    headers = {"Authorization": f"Bearer {keys['client']}"}
-    result: dict[str, Any] = {
-        "config": {
-            "concurrency": list(concurrency),
-            "requests_per_point": requests,
-            "warmup": warmup,
-            "policies": {k: {"policy": p, "share": s} for k, (p, s) in POLICIES.items()},
-            "cpus": os.cpu_count(),
-            "loadavg_before": os.getloadavg(),
-        },
-        "goal": {"p50_ratio_max": GOAL_P50_RATIO, "rps_ratio_min": round(GOAL_RPS_RATIO, 3)},
-    }
-    previous = os.environ.get("LOOPLINE_REGISTRY_URL")
-    with (
-        tempfile.TemporaryDirectory(prefix="loopline-bench-rollouts-") as folder,
-        ExitStack() as stack,
-    ):
-        url, versions = _private_registry(paths, params, Path(folder))
-        result["versions"] = versions
-        os.environ["LOOPLINE_REGISTRY_URL"] = url  # the Loopline server inherits it
-        try:
-            loopline = platform.start_serving(paths, platform.free_port(), versions["A"])
-        finally:
-            if previous is None:
-                os.environ.pop("LOOPLINE_REGISTRY_URL", None)
-            else:
-                os.environ["LOOPLINE_REGISTRY_URL"] = previous
-        stack.enter_context(platform.running(loopline))
-        port = platform.free_port()
-        command = [sys.executable, str(Path(__file__).resolve()), "--serve-bare", str(port)]
-        command += ["--model", versions["A"]]
-        # BentoML starts its workers with OMP_NUM_THREADS=1; threadpool_limits(1) in the main
-        # thread does not reach the threads a sync endpoint runs on, so give the bare app the
-        # same environment, or its HistGradientBoosting predicts with an OpenMP team per thread.
-        one_thread = {"OMP_NUM_THREADS": "1"}
-        bare = platform.start("bare-fastapi", command, f"http://{HOST}:{port}", paths, one_thread)
-        stack.enter_context(platform.running(bare))
-        log(f"starting Loopline ({loopline.url}) and the bare app ({bare.url})")
-        result["ready_seconds"] = {
-            "loopline": platform.wait_ready(loopline, "/readyz"),
-            "bare": platform.wait_ready(bare, "/readyz"),
-        }
-        registry = stack.enter_context(Registry(url))
-        name = params.serving.model_name
-
-        def warm(target: str) -> None:
-            closed_loop(target, headers, ids, 1, warmup)
-
-        bare_points: dict[str, Any] = {}
-        policy_points: dict[str, dict[str, Any]] = {k: {} for k in POLICIES}
-        for level in concurrency:
-            log(f"concurrency {level}: bare app")
-            warm(bare.url)
-            bare_points[str(level)] = closed_loop(
-                bare.url, headers, ids, level, requests, bare.process.pid
-            )
-            for key, (policy, share) in POLICIES.items():
-                registry.set_policy(name, policy, share, actor=ACTOR, reason=f"benchmark {key}")
-                table = _wait_for_table(loopline.url, headers, registry.change_counter(name))
-                if table["policy"] != policy:
-                    raise RuntimeError(f"the server did not pick up policy {policy}: {table}")
-                log(f"concurrency {level}: Loopline {key}")
-                warm(loopline.url)
-                point = closed_loop(
-                    loopline.url, headers, ids, level, requests, loopline.process.pid
-                )
-                policy_points[key][str(level)] = point
-        result["bare"] = bare_points | {"max_rps": max(p["rps"] for p in bare_points.values())}
-        result["loopline"] = {
-            key: points | {"max_rps": max(p["rps"] for p in points.values())}
-            for key, points in policy_points.items()
-        }
-    result["errors"] = sum(p["errors"] for p in bare_points.values()) + sum(
-        p["errors"] for points in policy_points.values() for p in points.values()
-    )
-    result["ratios"] = _ratios(result["bare"], result["loopline"], concurrency)
-    result["config"]["loadavg_after"] = os.getloadavg()
-    return result
-
-
-def _ratios(
-    bare: dict[str, Any], loopline: dict[str, dict[str, Any]], concurrency: Sequence[int]
-) -> dict[str, Any]:
-    """Loopline / bare: p50 latency (goal <= 1.3) and throughput (goal >= 1/1.3)."""
-    out: dict[str, Any] = {}
-    for key, points in loopline.items():
-        per_level = {
-            str(level): {
-                "p50": round(points[str(level)]["p50_ms"] / bare[str(level)]["p50_ms"], 3),
-                "p99": round(points[str(level)]["p99_ms"] / bare[str(level)]["p99_ms"], 3),
-                "rps": round(points[str(level)]["rps"] / bare[str(level)]["rps"], 3),
-                "cpu": round(
-                    points[str(level)]["server_cpu_ms_per_request"]
-                    / bare[str(level)]["server_cpu_ms_per_request"],
-                    3,
-                ),
-            }
-            for level in concurrency
-        }
-        max_rps = round(points["max_rps"] / bare["max_rps"], 3)
-        out[key] = per_level | {
-            "max_rps": max_rps,
-            "meets_goal": all(r["p50"] <= GOAL_P50_RATIO for r in per_level.values())
-            and max_rps >= GOAL_RPS_RATIO,
-        }
-    return out
+# --- what the report shows ----------------------------------------------------------------
 
 
 def render(result: dict[str, Any]) -> str:
-    """A Markdown table of the result (what docs and reports show)."""
+    """Every target at every concurrency: a Markdown table."""
+    labels = {"trivial": "BentoML trivial endpoint", "bare": "bare FastAPI, same work"}
     lines = [
-        "| target | clients | p50 ms | p99 ms | req/s | server CPU ms/req | errors "
-        "| p50 ratio | req/s ratio | CPU ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| target | connections | req/s | p50 ms | p90 ms | p99 ms | max ms | errors "
+        "| server CPU ms/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for level in result["config"]["concurrency"]:
-        b = result["bare"][str(level)]
-        lines.append(
-            f"| bare FastAPI | {level} | {b['p50_ms']:.1f} | {b['p99_ms']:.1f} | {b['rps']:.0f} "
-            f"| {b['server_cpu_ms_per_request']:.2f} | {b['errors']} | 1 | 1 | 1 |"
-        )
-        for key, points in result["loopline"].items():
-            p, r = points[str(level)], result["ratios"][key][str(level)]
+        for key, points in result["points"].items():
+            p = points[str(level)]
+            bold = "**" if key == "single" else ""
             lines.append(
-                f"| Loopline {key} | {level} | {p['p50_ms']:.1f} | {p['p99_ms']:.1f} "
-                f"| {p['rps']:.0f} | {p['server_cpu_ms_per_request']:.2f} | {p['errors']} "
-                f"| {r['p50']:.2f} | {r['rps']:.2f} | {r['cpu']:.2f} |"
+                f"| {bold}{labels.get(key, f'Loopline {key}')}{bold} | {level} "
+                f"| {bold}{p['rps']:.0f}{bold} | {p['p50_ms']:.2f} | {p['p90_ms']:.2f} "
+                f"| {p['p99_ms']:.2f} | {p['max_ms']:.1f} | {_errors(p)} "
+                f"| {p['server_cpu_ms_per_request']:.2f} |"
             )
     return "\n".join(lines)
+
+
+def _errors(point: dict[str, Any]) -> str:
+    if not point["errors"]:
+        return "0"
+    detail = {k: v for k, v in point["error_detail"].items() if v and k != "status"}
+    bad = {code: n for code, n in point["statuses"].items() if not code.startswith("2")}
+    return f"**{point['errors']}** ({', '.join(f'{k} {v}' for k, v in (detail | bad).items())})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
-    parser.add_argument("--requests", type=int, default=600, help="requests per point")
-    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--seconds", type=int, default=15, help="wrk seconds per point")
+    parser.add_argument("--warmup-seconds", type=int, default=2)
+    parser.add_argument("--batch-calls", type=int, default=30)
     parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
-    parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
-    parser.add_argument("--model", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     # activate() before Feast/BentoML are imported: they read their homes at import time.
     from loopline.settings import activate
 
     paths = activate()
-    if args.serve_bare is not None:
-        serve_bare(args.serve_bare, args.model)
-        return
     from loopline import platform
 
     result = run(
         paths,
         platform.dev_keys(paths),
         concurrency=args.concurrency,
-        requests=args.requests,
-        warmup=args.warmup,
+        seconds=args.seconds,
+        warmup_seconds=args.warmup_seconds,
+        batch_calls=args.batch_calls,
     )
     print(render(result))
     if args.out:
