@@ -178,8 +178,10 @@ class BatchingParams(_Strict):
 
     # Customers per batch: one Feast read and one model call serve them all.
     max_batch_size: int = Field(default=1000, ge=1, le=100_000)
-    # A request that waited this long for its batch to start is refused with 503.
-    max_latency_ms: float = Field(default=200.0, gt=0, le=60_000)
+    # A request that waited this long for its batch to start is refused with 503: the
+    # worker is behind its load. Seconds, not milliseconds: a pause of the machine (measured:
+    # batches of 0.3-1.6 s on a 2-core machine at load 5) is not an overload.
+    max_latency_ms: float = Field(default=5000.0, gt=0, le=60_000)
 
 
 class ServingParams(_Strict):

@@ -5,10 +5,10 @@ production at some instant between (request sent - pick-up bound) and response r
 a request may still be answered by the old champion while the watcher picks up the new
 one (one poll interval plus loading the model file), never by anything else.
 
-The target is 200 requests/s. A short probe first measures what the server sustains on
-this machine right now; when that is less, the test runs at ``HEADROOM`` of the probed
-capacity instead (and says so). ``LOOPLINE_ZERO_DOWNTIME_RATE`` forces a rate. See
-docs/serving.md for the numbers measured on the 2-core development machine.
+The rate is 200 requests/s, open loop: the server sustains several times that on two
+cores since requests are batched and the model compiled (docs/serving.md, "Performance"),
+so the load is a small share of its capacity and the schedule is kept.
+``LOOPLINE_ZERO_DOWNTIME_RATE`` forces another rate for experiments.
 
 The server runs two workers, each with its own registry watcher; a flip counts as picked
 up when every worker has answered ``/model`` with it, and the load's answers (spread over
@@ -48,10 +48,6 @@ pytestmark = pytest.mark.e2e
 
 ACTOR = "test-zero-downtime"
 TARGET_RATE = 200.0
-HEADROOM = 0.6
-MIN_RATE = 10.0
-PROBE_S = 4.0
-PROBE_CLIENTS = 4
 SECONDS = 60.0
 FLIPS = 10
 FIRST_FLIP_S = 4.0
@@ -256,37 +252,11 @@ def server(versions: dict[str, str], paths: Any) -> Iterator[platform.Service]:
         yield service
 
 
-def probe_capacity(url: str, headers: dict[str, str], customers: list[int]) -> float:
-    """Closed-loop requests/s from a few clients for a few seconds (bounded in count too)."""
-    done = [0] * PROBE_CLIENTS
-    stop = time.monotonic() + PROBE_S
-
-    def worker(k: int) -> None:
-        with httpx.Client(base_url=url, headers=headers, timeout=REQUEST_TIMEOUT_S) as client:
-            for n in range(5000):
-                if time.monotonic() >= stop:
-                    return
-                customer = customers[(k * 101 + n) % len(customers)]
-                if client.post("/predict", json={"customer_id": customer}).status_code == 200:
-                    done[k] += 1
-
-    started = time.monotonic()
-    pool = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(PROBE_CLIENTS)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join(timeout=PROBE_S + REQUEST_TIMEOUT_S + 5)
-    return sum(done) / (time.monotonic() - started)
+def choose_rate() -> float:
+    return float(os.environ.get("LOOPLINE_ZERO_DOWNTIME_RATE") or TARGET_RATE)
 
 
-def choose_rate(capacity: float) -> float:
-    forced = os.environ.get("LOOPLINE_ZERO_DOWNTIME_RATE")
-    if forced:
-        return float(forced)
-    return max(MIN_RATE, min(TARGET_RATE, 5.0 * int(HEADROOM * capacity / 5)))
-
-
-def summarize(result: LoadResult, rate: float, capacity: float) -> dict[str, Any]:
+def summarize(result: LoadResult, rate: float) -> dict[str, Any]:
     ok = [s for s in result.samples if s.status == 200]
     latencies = sorted(s.received - s.sent for s in ok)
     lateness = sorted(s.late for s in result.samples)
@@ -297,7 +267,6 @@ def summarize(result: LoadResult, rate: float, capacity: float) -> dict[str, Any
     delays = [f.delay for f in result.flips if f.delay is not None]
     return {
         "target_rate": TARGET_RATE,
-        "probed_capacity": round(capacity, 1),
         "rate": rate,
         "achieved_rate": round(result.rate, 1),
         "requests": len(result.samples),
@@ -316,15 +285,14 @@ def summarize(result: LoadResult, rate: float, capacity: float) -> dict[str, Any
 def run_under_load(
     url: str, workers: set[int], versions: dict[str, str], params: Any, paths: Any
 ) -> tuple[LoadResult, dict[str, Any]]:
-    """Probe, then the steady load with ten production flips; returns samples and summary."""
+    """The steady load with ten production flips; returns samples and summary."""
     keys = platform.dev_keys(paths)
     headers = {"Authorization": f"Bearer {keys['client']}"}
     customers = known_customers(paths, params.dataset.entity, 400)
     registry = promotion.open_registry(paths)
     model_name = params.serving.model_name
 
-    capacity = probe_capacity(url, headers, customers)  # also warms every code path
-    rate = choose_rate(capacity)
+    rate = choose_rate()
     result = LoadResult()
     start = time.monotonic() + 0.5
     flipper = threading.Thread(
@@ -338,7 +306,7 @@ def run_under_load(
     if result.samples:
         result.seconds = result.samples[-1].received - result.samples[0].sent
         result.rate = len(result.samples) / max(result.seconds, 1e-9)
-    return result, summarize(result, rate, capacity)
+    return result, summarize(result, rate)
 
 
 def test_flipping_production_under_load_drops_nothing(

@@ -6,7 +6,6 @@ holdout's noise of the top metric, the one that serves fastest.
 
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -125,27 +124,25 @@ def fit_candidates(
         checkpoint("fit")
     # All at once and interleaved, so machine noise does not favour one candidate.
     holdout = split.holdout[inputs]
-    predicts, as_columns = zip(*(serving_predict(r.model, holdout) for r in results), strict=True)
-    timed = latency_p95_ms(list(predicts), holdout, as_columns=all(as_columns))
+    predicts = [serving_predict(r.model, holdout) for r in results]
+    timed = latency_p95_ms(predicts, holdout, as_columns=True)
     for result, p95 in zip(results, timed, strict=True):
         result.latency_p95_ms = p95
     return results
 
 
-def serving_predict(pipeline: Pipeline | None, holdout: pd.DataFrame) -> tuple[Predict, bool]:
-    """P(churn) as serving will compute it for ``pipeline``, and whether it takes columns.
+def serving_predict(pipeline: Pipeline | None, holdout: pd.DataFrame) -> Predict:
+    """P(churn) as serving will compute it for ``pipeline``, called with a dict of columns.
 
-    The serving scorer is called as serving calls it, with a dict of columns; the holdout
-    decides, as at serving, whether the compiled path is exact enough to be used.
+    The holdout decides, as at packaging, whether the compiled path is exact enough to be
+    the one that serves (else scikit-learn's own, which is what is then timed).
     """
+    from loopline.inference import serving_scorer
+
     if pipeline is None:
         raise ValueError("a candidate without a fitted model cannot be timed")
-    try:
-        serving_scorer = importlib.import_module("loopline.inference").serving_scorer
-    except (ImportError, AttributeError):  # until it lands; the integrator removes this fallback
-        return (lambda frame: pipeline.predict_proba(frame)[:, 1]), False
     scorer, _ = serving_scorer(pipeline, holdout)
-    return cast(Predict, scorer.positive_proba), True
+    return cast(Predict, scorer.positive_proba)
 
 
 def naive_baseline(split: Split, dataset: DatasetParams, threshold: float) -> dict[str, float]:
