@@ -23,16 +23,16 @@ import bentoml
 from bentoml.exceptions import InvalidArgument, NotFound
 from pydantic import BaseModel, Field
 
+from loopline.online import OnlineReader
 from loopline.serving.answers import Answer, UnknownEntity, answer_batch
 from loopline.serving.auth import ApiKeyMiddleware, Role
 from loopline.serving.batcher import Batcher, Overloaded
 from loopline.serving.errors import ErrorShapeMiddleware, request_id
+from loopline.serving.process import freeze_heap, load_scorer, quiet_request_path
 from loopline.serving.workers import WORKERS_ENV, pinned_native_threads, workers_setting
 
 log = logging.getLogger("loopline.serving")
 MAX_BATCH = 1000
-# "sklearn" serves every model with scikit-learn itself, compiled or not.
-ENGINE_ENV = "LOOPLINE_SERVING_ENGINE"
 # A batch slower than this is logged: batches are normally a few milliseconds.
 SLOW_BATCH_MS = 100.0
 CustomerId = Annotated[int, Field(ge=0, le=2**62)]
@@ -83,7 +83,7 @@ class ChurnService:
     def __init__(self) -> None:
         from threadpoolctl import threadpool_limits
 
-        from loopline import features, packaging
+        from loopline import features
         from loopline.config import load_params
         from loopline.registry import Registry
         from loopline.serving import metrics
@@ -107,6 +107,11 @@ class ChurnService:
         self.model_name = params.serving.model_name
         self.store = features.feature_store(paths)
         self.feature_service = self.store.get_feature_service(params.features.service)
+        # Feast's own call for 1,000 customers took ~120 ms, nearly all of it Python per value;
+        # this reads the same tables and returns exactly what it returns (src/loopline/online.py).
+        self.reader = OnlineReader(self.store, self.feature_service)
+        if not self.reader.fast:
+            log.warning("feature reads go through Feast's call: %s", self.reader.reason)
         self.stored_features = frozenset(features.stored_feature_names(self.store))
         self.registry = Registry(paths.registry_url)
         self.registry.upgrade()
@@ -114,7 +119,7 @@ class ChurnService:
         self.predictions = PredictionLog(paths.serving_log).start()
         self.feedback_log = FeedbackLog(paths.serving_log).start()
         self.shadow = ShadowScorer(self._log_shadow).start()
-        self.cache = ModelCache(lambda version: _load(packaging, version))
+        self.cache = ModelCache(load_scorer)
         self.table: Any = None
         self.watcher = RegistryWatcher(
             self.registry,
@@ -135,14 +140,14 @@ class ChurnService:
             name="predict-batch",
         )
         self._warm_up()
-        _quiet_request_path()  # after the warm-up: Feast's imports add warning filters of their own
-        _freeze_heap()  # last: after everything long-lived is loaded
+        quiet_request_path()  # after the warm-up: Feast's imports add warning filters of their own
+        freeze_heap()  # last: after everything long-lived is loaded
         # How long a (re)started worker takes to serve: what a crashed worker costs in time.
         log.info("worker %d ready in %.1f s", os.getpid(), time.perf_counter() - started)
 
     def _publish(self, table: Any) -> None:
         self.table = table  # one assignment: requests see the old table or the new one
-        if self.ready:  # a model loaded by hot reload is long-lived too (see _freeze_heap)
+        if self.ready:  # a model loaded by hot reload is long-lived too (see freeze_heap)
             import gc
 
             gc.freeze()
@@ -163,11 +168,8 @@ class ChurnService:
         return self.ready
 
     def _read(self, ids: list[int]) -> dict[str, list[Any]]:
-        rows = [{self.entity: i} for i in ids]
         started = time.perf_counter()
-        columns = self.store.get_online_features(
-            features=self.feature_service, entity_rows=rows
-        ).to_dict()
+        columns = self.reader.read(ids)
         self.last_read_ms = 1e3 * (time.perf_counter() - started)  # for the slow-batch line
         return columns
 
@@ -246,7 +248,9 @@ class ChurnService:
             )
             row = {c: answer.features[c][n] for c in logged}
             self._log(rid, now, i, row, version, arm, score, latency_ms)
-            self.metrics.observe(version, arm, score, latency_ms / 1e3)
+        for arm, version in sorted(set(zip(answer.arms, answer.versions, strict=True))):
+            mine = [s for s, a in zip(answer.scores, answer.arms, strict=True) if a == arm]
+            self.metrics.observe(version, arm, mine, latency_ms / 1e3)
         table = answer.table
         if shadowed(table, random.random()):
             self.shadow.submit(ShadowRequest(table.challenger, rid, now, ids, answer.features))
@@ -294,7 +298,7 @@ class ChurnService:
                 latency_ms,
                 True,
             )
-            self.metrics.observe(version, "shadow", score, latency_ms / 1e3)
+        self.metrics.observe(version, "shadow", scores, latency_ms / 1e3)
 
     @bentoml.api(route="/feedback")
     def feedback(
@@ -362,30 +366,6 @@ ChurnService.add_asgi_middleware(
 )
 
 
-def _freeze_heap() -> None:
-    # A worker holds ~380,000 long-lived objects (Feast's registry and protos, pandas,
-    # scikit-learn, the model). Every full collection walked them all: 300-400 ms pauses,
-    # measured, a few times a minute under load, each stalling every request in flight.
-    # Freezing what exists after the warm-up leaves collections only the objects requests
-    # make, which they free themselves.
-    import gc
-
-    gc.collect()
-    gc.freeze()
-
-
-def _quiet_request_path() -> None:
-    # BentoML 1.4.40 reads ``model_fields`` off each request's input (app.py), which pydantic
-    # 2.11+ deprecates. Feast's modules set "once" for DeprecationWarning, and code on the
-    # request path changes warning filters, which resets "once": the warning was written to
-    # the log on most requests (a write per request, and noise). This filter goes first.
-    import warnings
-
-    from pydantic.warnings import PydanticDeprecatedSince211
-
-    warnings.filterwarnings("ignore", category=PydanticDeprecatedSince211)
-
-
 def _refuse(ctx: bentoml.Context, status: int, message: str) -> Any:
     """An error answer without raising: BentoML logs a traceback for every raised error
     (a cost per bad request under load) and hides the message of a 5xx."""
@@ -393,28 +373,3 @@ def _refuse(ctx: bentoml.Context, status: int, message: str) -> Any:
 
     ctx.response.status_code = status  # BentoML sets the answer's status from the context
     return JSONResponse({"error": message}, status_code=status)
-
-
-def _load(packaging: Any, version: str) -> Any:
-    """The scorer a version serves with: compiled where packaging found it exact."""
-    import bentoml
-    import joblib
-    import pandas as pd
-
-    from loopline.inference import NotCompilable, SklearnScorer, compile_pipeline, serving_scorer
-
-    model_file, holdout_file = packaging.stored_files(version)
-    pipeline = joblib.load(model_file)
-    if os.environ.get(ENGINE_ENV) == "sklearn":  # the operator's choice (and the benchmarks')
-        return SklearnScorer(pipeline)
-    engine = dict(bentoml.models.get(version).info.metadata).get("inference", {}).get("engine")
-    if engine is None:  # packaged before the compiled path existed: check parity now
-        scorer, found = serving_scorer(pipeline, pd.read_parquet(holdout_file))
-        log.info("model %s: serving with %s (%s)", version, scorer.engine, found)
-        return scorer
-    if engine == "numpy":
-        try:
-            return compile_pipeline(pipeline)
-        except NotCompilable as exc:  # it compiled when packaged: a library changed since
-            log.warning("model %s: serving with scikit-learn: %s", version, exc)
-    return SklearnScorer(pipeline)

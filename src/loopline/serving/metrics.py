@@ -21,7 +21,7 @@ class ServingMetrics:
         self.predictions = prom.Counter("loopline_predictions", "Predictions served", labels)
         self.latency = prom.Histogram(
             "loopline_prediction_latency_seconds",
-            "Time from request to answer, per prediction",
+            "Time from request to answer, once per request and arm",
             labels,
             buckets=LATENCY_BUCKETS,
         )
@@ -38,10 +38,17 @@ class ServingMetrics:
             buckets=BATCH_BUCKETS,
         )
 
-    def observe(self, version: str, arm: str, score: float, seconds: float) -> None:
-        self.predictions.labels(version, arm).inc()
+    def observe(self, version: str, arm: str, scores: list[float], seconds: float) -> None:
+        """One request's predictions by one arm: counted, timed once, each score binned.
+
+        In BentoML's multiprocess mode every observation is a write to a shared file (~4 us):
+        a 1,000-customer request observed per prediction spent 12 ms in metrics alone.
+        """
+        self.predictions.labels(version, arm).inc(len(scores))
         self.latency.labels(version, arm).observe(seconds)
-        self.score.labels(version, arm).observe(score)
+        histogram = self.score.labels(version, arm)
+        for score in scores:
+            histogram.observe(score)
 
     def error(self, reason: str) -> None:
         self.errors.labels(reason).inc()

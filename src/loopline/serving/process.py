@@ -1,0 +1,65 @@
+"""What a serving worker does once, at start-up: its models' scorers, its heap, its warnings.
+
+Kept apart from ``bentos/service.py`` so the service reads as its routes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+log = logging.getLogger("loopline.serving")
+# "sklearn" serves every model with scikit-learn itself, compiled or not.
+ENGINE_ENV = "LOOPLINE_SERVING_ENGINE"
+
+
+def load_scorer(version: str) -> Any:
+    """The scorer a version serves with: compiled where packaging found it exact."""
+    import bentoml
+    import joblib
+    import pandas as pd
+
+    from loopline import packaging
+    from loopline.inference import NotCompilable, SklearnScorer, compile_pipeline, serving_scorer
+
+    model_file, holdout_file = packaging.stored_files(version)
+    pipeline = joblib.load(model_file)
+    if os.environ.get(ENGINE_ENV) == "sklearn":  # the operator's choice (and the benchmarks')
+        return SklearnScorer(pipeline)
+    inference = bentoml.models.get(version).info.metadata.get("inference")
+    engine = inference.get("engine") if isinstance(inference, dict) else None
+    if engine is None:  # packaged before the compiled path existed: check parity now
+        scorer, found = serving_scorer(pipeline, pd.read_parquet(holdout_file))
+        log.info("model %s: serving with %s (%s)", version, scorer.engine, found)
+        return scorer
+    if engine == "numpy":
+        try:
+            return compile_pipeline(pipeline)
+        except NotCompilable as exc:  # it compiled when packaged: a library changed since
+            log.warning("model %s: serving with scikit-learn: %s", version, exc)
+    return SklearnScorer(pipeline)
+
+
+def freeze_heap() -> None:
+    # A worker holds ~380,000 long-lived objects (Feast's registry and protos, pandas,
+    # scikit-learn, the model). Every full collection walked them all: 300-400 ms pauses,
+    # measured, a few times a minute under load, each stalling every request in flight.
+    # Freezing what exists after the warm-up leaves collections only the objects requests
+    # make, which they free themselves.
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
+def quiet_request_path() -> None:
+    # BentoML 1.4.40 reads ``model_fields`` off each request's input (app.py), which pydantic
+    # 2.11+ deprecates. Feast's modules set "once" for DeprecationWarning, and code on the
+    # request path changes warning filters, which resets "once": the warning was written to
+    # the log on most requests (a write per request, and noise). This filter goes first.
+    import warnings
+
+    from pydantic.warnings import PydanticDeprecatedSince211
+
+    warnings.filterwarnings("ignore", category=PydanticDeprecatedSince211)
