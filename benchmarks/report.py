@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from means_report import means_section
 from serving_report import goals_line, method_lines, rollouts_section, serving_section
 
 # Other processes using more than this many cores on average make a phase "busy".
@@ -39,6 +40,7 @@ def render(r: dict[str, Any]) -> str:
         _demo(r.get("demo")),
         serving_section(r),
         rollouts_section(r.get("serving_rollouts")),
+        means_section(r),
         _pit(r) if r.get("pit") else "## 4. Point-in-time retrieval\n\nNot measured in this run.\n",
         _drift(r.get("drift")),
         _dashboard(r.get("dashboard")),

@@ -6,7 +6,8 @@ One run measures, in order:
 2. serving in-process: the Feast lookup and the model alone (one row, 1,000 rows);
 3. serving over HTTP under load from wrk, per rollout policy (single, canary, shadow), beside
    BentoML's trivial endpoint and a bare FastAPI app doing the same per-request work, and
-   one request of 1,000 customers;
+   one request of 1,000 customers; the online read (Feast's paths and Loopline's reader);
+   and each means of serving speed turned on one at a time;
 4. point-in-time retrieval of 100k and 1M entity rows, Feast beside plain DuckDB;
 5. drift detection quality against the generator's known truth, and the time of a
    1M-row x 20-column window, sampled and in full;
@@ -44,6 +45,7 @@ FULL: dict[str, Any] = {
     "serving_warmup_seconds": 2,
     "concurrency": [1, 8, 32],
     "dashboard_repeats": 5,
+    "means_seconds": 10,
 }
 QUICK: dict[str, Any] = {
     "calls": 200,
@@ -54,6 +56,7 @@ QUICK: dict[str, Any] = {
     "serving_warmup_seconds": 1,
     "concurrency": [1, 8, 32],
     "dashboard_repeats": 2,
+    "means_seconds": 3,
 }
 STEPS = 7
 
@@ -124,6 +127,7 @@ def main() -> int:
         http += ["--concurrency", *map(str, knobs["concurrency"])]
         run_script("serving_rollouts.py", http, demo_project, logs / "rollouts.log", 2400)
         results["serving_rollouts"] = read_result(out)
+        _serving_means(knobs, root, demo_project, monitor, results)
         if not args.serving_only:
             _other_steps(args, knobs, sizes, root, monitor, results)
         ok = True
@@ -148,6 +152,30 @@ def main() -> int:
     args.out.write_text(render(results))
     say(f"wrote {args.out} after {results['bench_seconds'] / 60:.1f} min")
     return 0
+
+
+def _serving_means(
+    knobs: dict[str, Any], root: Path, project: Path, monitor: LoadMonitor, results: dict[str, Any]
+) -> None:
+    """Step 3, continued: the online read (Feast's paths, ours), then each means alone."""
+    logs = root / "logs"
+    monitor.mark("feature reads")
+    say(f"3/{STEPS} feature reads: Feast's faster paths, and Loopline's online reader")
+    # On copies of the demo (each edits or adds to its store): the served copy stays as it is.
+    for script, key in (("feast_read.py", "feast_read"), ("online_read.py", "online_read")):
+        copy = root / f"{key}-project"
+        shutil.copytree(project, copy, symlinks=True)
+        out = root / f"{key}.json"
+        run_script(script, ["--out", str(out)], copy, logs / f"{key}.log", 1200)
+        results[key] = read_result(out)
+    monitor.mark("serving means")
+    say(f"3/{STEPS} serving: each means of speed turned on one at a time")
+    copy = root / "means-project"
+    shutil.copytree(project, copy, symlinks=True)
+    out = root / "serving_means.json"
+    means = ["--seconds", str(knobs["means_seconds"]), "--out", str(out)]
+    run_script("serving_means.py", means, copy, logs / "means.log", 1800)
+    results["serving_means"] = read_result(out)
 
 
 def _other_steps(

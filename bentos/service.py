@@ -67,12 +67,20 @@ THREADS = int(os.environ.get("LOOPLINE_SERVING_THREADS", "4"))
 WORKERS = workers_setting(os.environ.get(WORKERS_ENV))
 
 
+# BentoML's access log (a line per request) and its own request metrics, both on by
+# default; "0" turns one off (docs/serving.md, "Performance", measures what each costs).
+ACCESS_LOG = os.environ.get("LOOPLINE_SERVING_ACCESS_LOG", "1") != "0"
+BENTOML_METRICS = os.environ.get("LOOPLINE_SERVING_BENTOML_METRICS", "1") != "0"
+
+
 @bentoml.service(
     name="loopline",
     workers=WORKERS,
     threads=THREADS,
     traffic={"timeout": 30},
     envs=pinned_native_threads(),
+    logging={"access": {"enabled": ACCESS_LOG}},
+    metrics={"enabled": BENTOML_METRICS},
 )
 class ChurnService:
     """Churn probability for customers, from the same feature service training used."""
