@@ -28,7 +28,7 @@ from loopline.serving.answers import Answer, UnknownEntity, answer_batch
 from loopline.serving.auth import ApiKeyMiddleware, Role
 from loopline.serving.batcher import Batcher, Overloaded
 from loopline.serving.errors import ErrorShapeMiddleware, request_id
-from loopline.serving.process import freeze_heap, load_scorer, quiet_request_path
+from loopline.serving.process import freeze_heap, load_scorer, quiet_request_path, switch_interval
 from loopline.serving.workers import WORKERS_ENV, pinned_native_threads, workers_setting
 
 log = logging.getLogger("loopline.serving")
@@ -150,6 +150,7 @@ class ChurnService:
         self._warm_up()
         quiet_request_path()  # after the warm-up: Feast's imports add warning filters of their own
         freeze_heap()  # last: after everything long-lived is loaded
+        switch_interval()  # finer GIL hand-offs between the loop and the batch thread
         # How long a (re)started worker takes to serve: what a crashed worker costs in time.
         log.info("worker %d ready in %.1f s", os.getpid(), time.perf_counter() - started)
 
