@@ -29,6 +29,8 @@ from loopline.serving.auth import ApiKeyMiddleware, Role
 from loopline.serving.batcher import Batcher, Overloaded
 from loopline.serving.errors import ErrorShapeMiddleware, request_id
 from loopline.serving.process import freeze_heap, load_scorer, quiet_request_path, switch_interval
+from loopline.serving.router import shadowed
+from loopline.serving.shadow import ShadowRequest
 from loopline.serving.workers import WORKERS_ENV, pinned_native_threads, workers_setting
 
 log = logging.getLogger("loopline.serving")
@@ -221,9 +223,6 @@ class ChurnService:
         | None = None,
     ) -> PredictResponse:
         """Churn probability for one ``customer_id`` or a list of ``customer_ids``."""
-        from loopline.serving.router import shadowed
-        from loopline.serving.shadow import ShadowRequest
-
         started = time.perf_counter()
         if (customer_id is None) == (customer_ids is None):
             return _refuse(ctx, 400, "send exactly one of 'customer_id' or 'customer_ids'")

@@ -17,7 +17,6 @@ is behind its load, and shedding is what keeps the others' latency bounded.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -41,16 +40,6 @@ class _Queued(Generic[Item, Result]):
     size: int
     future: asyncio.Future[Result]
     since: float
-
-
-@dataclass
-class BatchStats:
-    """Counts for metrics and tests: how much batching the load brought."""
-
-    batches: int = 0
-    items: int = 0
-    shed: int = 0
-    largest: int = 0
 
 
 class Batcher(Generic[Item, Result]):
@@ -78,8 +67,6 @@ class Batcher(Generic[Item, Result]):
         self._queue: deque[_Queued[Item, Result]] = deque()
         self._draining: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
-        self._lock = threading.Lock()  # stats are read from other threads (metrics, tests)
-        self.stats = BatchStats()
 
     async def submit(self, item: Item) -> Result:
         """The item's result, computed in the next batch; its exception if it failed."""
@@ -143,8 +130,6 @@ class Batcher(Generic[Item, Result]):
                         f"for a batch (max_latency_ms={self.max_latency_ms:g}); retry later"
                     )
                 )
-                with self._lock:
-                    self.stats.shed += 1
                 continue
             # A request larger than a batch still goes, alone.
             if batch and total + queued.size > self.max_batch_size:
@@ -152,9 +137,4 @@ class Batcher(Generic[Item, Result]):
             self._queue.popleft()
             batch.append(queued)
             total += queued.size
-        if batch:
-            with self._lock:
-                self.stats.batches += 1
-                self.stats.items += len(batch)
-                self.stats.largest = max(self.stats.largest, total)
         return batch
