@@ -96,13 +96,13 @@ def candidate_pipelines(project: Path) -> tuple[dict[str, Any], pd.DataFrame]:
     from loopline.config import load_params
     from loopline.settings import activate
     from loopline.training.candidates import build_pipeline, expand
-    from loopline.training.train import feature_columns, time_split
+    from loopline.training.train import feature_columns, holdout_split
 
     paths = activate(project)
     params = load_params(paths.params_file)
     labels = pd.read_parquet(paths.labels)
     frame = features.historical_features(paths, params.features.service, labels, params.dataset)
-    split = time_split(frame, params.dataset, params.training.holdout_days)
+    split = holdout_split(frame, params.dataset, params.training)
     numeric, categorical = feature_columns(split.train, params.dataset)
     pipelines = {}
     for candidate in expand(params.training.candidates):

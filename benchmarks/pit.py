@@ -38,7 +38,7 @@ def prepare(work: Path, customers: int, days: int, sizes: list[int], seed: int) 
     from loopline.data.generate import Scenario, generate
 
     params = load_params(paths.params_file)
-    dataset, g = params.dataset, params.generator
+    dataset, g = params.dataset, params.built_in()
     started = time.perf_counter()
     scenario = Scenario(
         customers=customers,

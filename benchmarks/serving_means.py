@@ -69,7 +69,7 @@ def best_metric_model(paths: Any, params: Any) -> tuple[str, str]:
     from loopline import features, packaging
     from loopline.training.candidates import Candidate, build_pipeline
     from loopline.training.evaluate import better
-    from loopline.training.train import feature_columns, time_split
+    from loopline.training.train import feature_columns, holdout_split
 
     record = json.loads((paths.artifacts / "candidates.json").read_text())
     metric = record["metric"]
@@ -83,7 +83,7 @@ def best_metric_model(paths: Any, params: Any) -> tuple[str, str]:
     chosen = {k: next(v for v in grid[k] if str(v) == values[k]) for k in values}
     labels = pd.read_parquet(paths.labels)
     frame = features.historical_features(paths, params.features.service, labels, params.dataset)
-    split = time_split(frame, params.dataset, params.training.holdout_days)
+    split = holdout_split(frame, params.dataset, params.training)
     numeric, categorical = feature_columns(split.train, params.dataset)
     pipeline = build_pipeline(
         Candidate(estimator, chosen), numeric, categorical, params.training.seed

@@ -34,7 +34,8 @@ PROJECT_FILES = ("params.yaml", "dvc.yaml", ".dvc", ".dvcignore", "feature_repo"
 
 # Small enough to train in seconds, large enough for a meaningful holdout.
 SMALL = {
-    "generator": {"customers": 400, "days": 90, "label_every_days": 3, "drift_day": 100},
+    "dataset": {"label_sampling": {"every_days": 3}},
+    "generator": {"customers": 400, "days": 90, "drift_day": 100},
     "training": {
         "holdout_days": 14,
         "candidates": {

@@ -64,7 +64,7 @@ def data_generate(
     params, paths = _context()
     overrides = {k: v for k, v in {"customers": customers, "days": days}.items() if v is not None}
     if overrides:
-        generator = params.generator.model_validate(params.generator.model_dump() | overrides)
+        generator = params.built_in().model_validate(params.built_in().model_dump() | overrides)
         params = params.model_copy(update={"generator": generator})
     typer.echo(steps.generate_step(params, paths, out))
 

@@ -5,17 +5,21 @@ from __future__ import annotations
 import math
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from loopline.errors import LooplineError
+
 FeatureKind = Literal["numeric", "categorical"]
+MissingPolicy = Literal["reject", "impute", "allow"]
+ImputeStrategy = Literal["median", "most_frequent", "constant"]
 Metric = Literal["roc_auc", "average_precision", "log_loss", "f1", "accuracy"]
 EstimatorName = Literal["logistic_regression", "hist_gradient_boosting", "random_forest"]
 
 
-class ConfigError(ValueError):
+class ConfigError(LooplineError):
     """A wrong or missing value in ``params.yaml``; the message names the key."""
 
 
@@ -23,15 +27,84 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class FeatureSpec(_Strict):
+    """One model input: its kind, and what a missing value in a batch means."""
+
+    kind: FeatureKind
+    # reject: a missing value rejects the batch. impute: it is filled inside the model's
+    # pipeline, fitted on training rows only, so serving fills the same way. allow: it is
+    # kept and the model sees it: a category of its own, or a number's "was missing" flag.
+    missing: MissingPolicy = "reject"
+    # With impute: median (numbers only), most_frequent, or constant (fill_value).
+    strategy: ImputeStrategy | None = None
+    fill_value: float | str | None = None
+
+    @model_validator(mode="after")
+    def _strategy_fits(self) -> FeatureSpec:
+        if self.missing != "impute":
+            if self.strategy is not None or self.fill_value is not None:
+                raise ValueError("strategy and fill_value apply only with missing: impute")
+            return self
+        if self.strategy == "median" and self.kind == "categorical":
+            raise ValueError("a categorical feature cannot be imputed with the median")
+        if self.strategy == "constant":
+            if self.fill_value is None:
+                raise ValueError("strategy: constant needs a fill_value")
+            if self.kind == "numeric" and not isinstance(self.fill_value, int | float):
+                raise ValueError(
+                    f"fill_value of a numeric feature must be a number, got {self.fill_value!r}"
+                )
+        elif self.fill_value is not None:
+            raise ValueError("fill_value applies only with strategy: constant")
+        return self
+
+    @property
+    def imputation(self) -> ImputeStrategy | None:
+        """How the pipeline fills this feature (None: it does not, or only as a safety net)."""
+        if self.missing != "impute":
+            return None
+        return self.strategy or ("median" if self.kind == "numeric" else "most_frequent")
+
+
+class LabelEvery(_Strict):
+    """Every ``every_days`` days per entity: for daily snapshots, whose neighbours repeat."""
+
+    every_days: int = Field(ge=1)
+
+
 class DatasetParams(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     source: str
     entity: str
     timestamp: str
+    # column: the file has the timestamp column. arrival: it has none, and each accepted
+    # batch gets the column, holding the time it arrived.
+    timestamp_source: Literal["column", "arrival"] = "column"
     label: str
-    features: dict[str, FeatureKind] = Field(min_length=1)
+    # How the file spells the label, e.g. {"Yes": 1, "No": 0}; None: it holds 0 and 1.
+    label_values: dict[str, Literal[0, 1]] | None = None
+    features: dict[str, FeatureSpec] = Field(min_length=1)
     pii: list[str] = []
-    label_delay_days: int = Field(ge=0)
+    # Cells holding one of these (or only whitespace) are missing values.
+    na_values: list[str] = [""]
+    # Which labelled rows become training examples: all, or every N days per entity.
+    label_sampling: Literal["all"] | LabelEvery = "all"
+    label_delay_days: int = Field(default=0, ge=0)
+
+    @field_validator("features", mode="before")
+    @classmethod
+    def _kind_shorthand(cls, value: object) -> object:
+        # "plan: categorical" is short for "plan: {kind: categorical}".
+        if isinstance(value, dict):
+            return {k: {"kind": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("label_values")
+    @classmethod
+    def _both_classes(cls, value: dict[str, int] | None) -> dict[str, int] | None:
+        if value is not None and set(value.values()) != {0, 1}:
+            raise ValueError(f"must map spellings to both 0 and 1, got {value}")
+        return value
 
     @model_validator(mode="after")
     def _columns_distinct(self) -> DatasetParams:
@@ -48,17 +121,21 @@ class DatasetParams(_Strict):
 
     @property
     def numeric(self) -> list[str]:
-        return [c for c, kind in self.features.items() if kind == "numeric"]
+        return [c for c, spec in self.features.items() if spec.kind == "numeric"]
 
     @property
     def categorical(self) -> list[str]:
-        return [c for c, kind in self.features.items() if kind == "categorical"]
+        return [c for c, spec in self.features.items() if spec.kind == "categorical"]
+
+    def describe_sampling(self) -> str:
+        if self.label_sampling == "all":
+            return "every labelled row"
+        return f"one labelled row every {self.label_sampling.every_days} days per entity"
 
 
 class GeneratorParams(_Strict):
     customers: int = Field(ge=10, le=10_000_000)
     days: int = Field(ge=2, le=3650)
-    label_every_days: int = Field(ge=1)
     seed: int
     drift_day: int | None = Field(default=None, ge=1)
     start_date: date
@@ -71,7 +148,10 @@ class FeatureParams(_Strict):
 
 class TrainingParams(_Strict):
     metric: Metric
-    holdout_days: int = Field(ge=1)
+    # The holdout: the last holdout_days of label timestamps, or (for data without a
+    # meaningful time order, e.g. stamped on arrival) a seeded share of the entities.
+    holdout_days: int | None = Field(default=None, ge=1)
+    holdout_fraction: float | None = Field(default=None, gt=0, lt=1)
     seed: int
     candidates: dict[EstimatorName, dict[str, list[float | int | str | None]]] = Field(min_length=1)
     # Candidates this close to the best metric are ranked by serving latency: "bootstrap_se"
@@ -86,6 +166,12 @@ class TrainingParams(_Strict):
         if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf:
             return float(value)
         raise ValueError(f"must be 'bootstrap_se' or a finite number >= 0, got {value!r}")
+
+    @model_validator(mode="after")
+    def _one_holdout(self) -> TrainingParams:
+        if (self.holdout_days is None) == (self.holdout_fraction is None):
+            raise ValueError("set exactly one of holdout_days and holdout_fraction")
+        return self
 
     @field_validator("candidates")
     @classmethod
@@ -192,12 +278,23 @@ class ServingParams(_Strict):
 
 class Params(_Strict):
     dataset: DatasetParams
-    generator: GeneratorParams
+    # The built-in dataset's generator (``loopline data generate``, the simulator and the
+    # drift story); a project with its own data has none.
+    generator: GeneratorParams | None = None
     features: FeatureParams
     training: TrainingParams
     promotion: PromotionParams = PromotionParams()
     monitoring: MonitoringParams = MonitoringParams()
     serving: ServingParams
+
+    def built_in(self) -> GeneratorParams:
+        """The generator section, for what only works on the built-in dataset."""
+        if self.generator is None:
+            raise ConfigError(
+                "params.yaml has no generator section: the built-in dataset's generator, "
+                "simulator and drift story need it (a project with its own data has none)"
+            )
+        return self.generator
 
     @model_validator(mode="after")
     def _segment_is_categorical(self) -> Params:
@@ -217,6 +314,32 @@ def _describe(error: ValidationError, source: Path) -> str:
     return "\n".join(lines)
 
 
+def migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    """A params snapshot recorded by an older Loopline, in today's keys (for reproduction).
+
+    ``generator.label_every_days`` sampled the labels of every dataset; it is now
+    ``dataset.label_sampling``.
+    """
+    generator = raw.get("generator")
+    if not isinstance(generator, dict) or "label_every_days" not in generator:
+        return raw
+    every = generator["label_every_days"]
+    dataset = {"label_sampling": {"every_days": every}, **raw.get("dataset", {})}
+    rest = {k: v for k, v in generator.items() if k != "label_every_days"}
+    return {**raw, "dataset": dataset, "generator": rest}
+
+
+def _moved_keys(raw: dict[str, Any], source: Path) -> None:
+    generator = raw.get("generator")
+    if isinstance(generator, dict) and "label_every_days" in generator:
+        every = generator["label_every_days"]
+        raise ConfigError(
+            f"{source.name}: generator.label_every_days is gone: which labelled rows train is "
+            f"now a dataset setting; write `label_sampling: {{every_days: {every}}}` under "
+            "dataset (or leave it out: every labelled row)"
+        )
+
+
 def load_params(path: Path) -> Params:
     """Read and validate ``params.yaml``; raise :class:`ConfigError` naming every bad key."""
     try:
@@ -227,6 +350,7 @@ def load_params(path: Path) -> Params:
         raise ConfigError(f"{path.name}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{path.name}: expected a mapping of sections, got {type(raw).__name__}")
+    _moved_keys(raw, path)
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:

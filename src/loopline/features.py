@@ -131,12 +131,19 @@ def write_sources(frame: pd.DataFrame, dataset: DatasetParams, paths: Paths) -> 
     return written
 
 
-def label_events(frame: pd.DataFrame, dataset: DatasetParams, every_days: int) -> pd.DataFrame:
-    """Known labels at their own timestamps: the entity frame for point-in-time joins."""
+def label_events(frame: pd.DataFrame, dataset: DatasetParams) -> pd.DataFrame:
+    """Known labels at their own timestamps: the entity frame for point-in-time joins.
+
+    ``dataset.label_sampling`` decides which labelled rows are kept: all of them, or one every
+    N days per entity (counted from the batch's first day, offset by the entity id so that
+    not every entity is sampled on the same days).
+    """
     known = frame[frame[dataset.label].notna()]
-    day = (known[dataset.timestamp] - known[dataset.timestamp].min()).dt.days
-    sampled = known[(day + known[dataset.entity]) % every_days == 0]
-    events = sampled[[dataset.entity, dataset.timestamp, dataset.label]].copy()
+    sampling = dataset.label_sampling
+    if sampling != "all":
+        day = (known[dataset.timestamp] - known[dataset.timestamp].min()).dt.days
+        known = known[(day + known[dataset.entity]) % sampling.every_days == 0]
+    events = known[[dataset.entity, dataset.timestamp, dataset.label]].copy()
     events[dataset.label] = events[dataset.label].astype("int64")
     return events.reset_index(drop=True)
 

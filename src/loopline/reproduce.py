@@ -70,7 +70,7 @@ def reproduce(paths: Paths, version: str) -> Reproduction:
     does not measure the same twice, so selecting again could keep another candidate.
     """
     from loopline import features, steps
-    from loopline.config import Params
+    from loopline.config import Params, migrate
     from loopline.data import versioning
     from loopline.registry import RegistryView
     from loopline.training.candidates import Candidate
@@ -81,11 +81,12 @@ def reproduce(paths: Paths, version: str) -> Reproduction:
     missing = [k for k in ("data_hash", "params_snapshot") if k not in lineage]
     if missing:
         raise ValueError(f"{version} was registered without {', '.join(missing)}: cannot reproduce")
-    params = Params.model_validate(lineage["params_snapshot"])
+    snapshot = migrate(lineage["params_snapshot"])
+    params = Params.model_validate(snapshot)
     estimator, grid_point = lineage.get("estimator"), lineage.get("params")
     pinned = None if estimator is None else Candidate(estimator, dict(grid_point or {})).name
     cached = versioning.restore(paths, paths.raw_batch, lineage["data_hash"])
-    scratch = scratch_project(paths, version, lineage["params_snapshot"])
+    scratch = scratch_project(paths, version, snapshot)
     scratch.raw_batch.parent.mkdir(parents=True)
     shutil.copyfile(cached, scratch.raw_batch)
     with _state(scratch):

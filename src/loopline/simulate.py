@@ -39,7 +39,7 @@ def world(params: Params, days: int, drift_day: int | None = None) -> pd.DataFra
     """
     from loopline.data.generate import Scenario, generate
 
-    g = params.generator
+    g = params.built_in()
     return generate(
         Scenario(
             customers=g.customers,
@@ -85,7 +85,7 @@ def simulate(
     from loopline import features
 
     entity, stamp, label = params.dataset.entity, params.dataset.timestamp, params.dataset.label
-    first = params.generator.days if start_day is None else start_day
+    first = params.built_in().days if start_day is None else start_day
     frame = replay_frame(params, first + days - 1, drift_day)
     start = frame[stamp].min()
     frame["day"] = (frame[stamp] - start).dt.days
@@ -94,7 +94,7 @@ def simulate(
     delay = params.dataset.label_delay_days if feedback_delay_days is None else feedback_delay_days
     pending = deque() if pending is None else pending
     stats = SimulationStats()
-    rng = np.random.default_rng(params.generator.seed)
+    rng = np.random.default_rng(params.built_in().seed)
     headers = {"Authorization": f"Bearer {key}"}
     deadline = time.monotonic() + (max_seconds or float("inf"))
     with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
@@ -157,5 +157,5 @@ def _send_feedback(
 
 def day_of(params: Params, when: datetime) -> int:
     """The generator day number of an instant (for reading timelines)."""
-    start = datetime.combine(params.generator.start_date, datetime.min.time())
+    start = datetime.combine(params.built_in().start_date, datetime.min.time())
     return (when.replace(tzinfo=None) - start) // timedelta(days=1)

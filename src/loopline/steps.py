@@ -31,7 +31,7 @@ def generate_step(params: Params, paths: Paths, target: Path | None = None) -> P
     """Write the built-in dataset where ``dataset.source`` points (or to ``target``)."""
     from loopline.data.generate import Scenario, generate
 
-    g = params.generator
+    g = params.built_in()
     scenario = Scenario(
         customers=g.customers,
         days=g.days,
@@ -77,7 +77,7 @@ def features_step(params: Params, paths: Paths, *, online: bool = True) -> dict[
 
     frame = pd.read_parquet(paths.ingested)
     written = features.write_sources(frame, params.dataset, paths)
-    labels = features.label_events(frame, params.dataset, params.generator.label_every_days)
+    labels = features.label_events(frame, params.dataset)
     paths.labels.parent.mkdir(parents=True, exist_ok=True)
     labels.to_parquet(paths.labels, index=False)
     checkpoint("features")
@@ -85,7 +85,13 @@ def features_step(params: Params, paths: Paths, *, online: bool = True) -> dict[
     # A run's features reach the shared online store only when it publishes.
     if online and paths.workspace is None:
         load_online(params, paths, frame)
-    return {"sources": written, "labels": len(labels), "applied": applied}
+    labelled = int(frame[params.dataset.label].notna().sum())
+    return {
+        "sources": written,
+        "labelled_rows": labelled,
+        "labels": len(labels),
+        "applied": applied,
+    }
 
 
 def load_online(params: Params, paths: Paths, frame: pd.DataFrame | None = None) -> None:
@@ -106,11 +112,11 @@ def train_step(params: Params, paths: Paths, *, pinned: str | None = None) -> di
     import joblib
 
     from loopline import features
-    from loopline.training.train import fit_candidates, select, time_split
+    from loopline.training.train import fit_candidates, holdout_split, select
 
     labels = pd.read_parquet(paths.labels)
     frame = features.historical_features(paths, params.features.service, labels, params.dataset)
-    split = time_split(frame, params.dataset, params.training.holdout_days)
+    split = holdout_split(frame, params.dataset, params.training)
     threshold = params.serving.threshold
     results = fit_candidates(split, params.dataset, params.training, threshold)
     y_hold = split.holdout[params.dataset.label].to_numpy()
@@ -125,14 +131,31 @@ def train_step(params: Params, paths: Paths, *, pinned: str | None = None) -> di
         "estimator": best.candidate.estimator,
         "params": best.candidate.params,
         "metric": params.training.metric,
+        # Every labelled row of the data version, and how many label_sampling kept.
+        "labelled_rows": _labelled_rows(params, paths),
+        "label_sampling": params.dataset.describe_sampling(),
+        "sampled_rows": len(labels),
         "train_rows": len(split.train),
         "holdout_rows": len(split.holdout),
-        "cutoff": split.cutoff.isoformat(),
+        "cutoff": None if split.cutoff is None else split.cutoff.isoformat(),
+        "holdout": _holdout_rule(params),
         "candidates": table,
         **selection.record(),
     }
     _write_json(paths.artifacts / "candidates.json", summary)
     return summary
+
+
+def _labelled_rows(params: Params, paths: Paths) -> int:
+    label = params.dataset.label
+    return int(pd.read_parquet(paths.ingested, columns=[label])[label].notna().sum())
+
+
+def _holdout_rule(params: Params) -> str:
+    training = params.training
+    if training.holdout_days is not None:
+        return f"the last {training.holdout_days} days of label timestamps"
+    return f"{training.holdout_fraction:.0%} of the entities, drawn with seed {training.seed}"
 
 
 def record_run(
@@ -180,9 +203,12 @@ def evaluate_step(params: Params, paths: Paths) -> dict[str, Any]:
     y = holdout[params.dataset.label].to_numpy()
     score = model.predict_proba(holdout[numeric + categorical])[:, 1]
     metrics = classification_metrics(y, score, params.serving.threshold)
+    # The training rows are the labels that are not in the holdout, for either kind of split.
+    keys = [params.dataset.entity, params.dataset.timestamp]
     labels = pd.read_parquet(paths.labels)
-    train = labels[labels[params.dataset.timestamp] < holdout[params.dataset.timestamp].min()]
-    baseline = naive_baseline(Split(train, holdout, pd.Timestamp(0)), params.dataset, 0.5)
+    held = labels.merge(holdout[keys].drop_duplicates(), on=keys, how="left", indicator=True)
+    train = labels[(held["_merge"] == "left_only").to_numpy()]
+    baseline = naive_baseline(Split(train, holdout, None), params.dataset, 0.5)
     result = {
         "holdout": {k: round(v, 4) for k, v in metrics.items()},
         "baseline": {k: round(v, 4) for k, v in baseline.items()},

@@ -55,7 +55,7 @@ class Chapter:
 def drift_days(params: Params) -> int:
     """Days of drifted traffic before the monitor looks: enough for the newest batch to hold
     labelled rows from after the change beyond the training holdout (two weeks of them)."""
-    return params.dataset.label_delay_days + params.training.holdout_days + 14
+    return params.dataset.label_delay_days + (params.training.holdout_days or 0) + 14
 
 
 def deliver_batch(params: Params, paths: Paths, day: int) -> dict[str, Any]:
@@ -128,7 +128,7 @@ def tell(
     from loopline.simulate import simulate
 
     pace = pace or Pace()
-    g = params.generator
+    g = params.built_in()
     if g.drift_day is None or g.drift_day <= g.days:
         raise ValueError(
             f"generator.drift_day must fall after the generated {g.days} days for the story "

@@ -260,7 +260,7 @@ def test_worse_challenger_is_rolled_back(
     )
     time.sleep(1.5)  # the service picks up the registry change
     # Healthy days only (the generator's drift would start on day 130 of these 120-127).
-    calm = small.generator.model_copy(update={"drift_day": 10_000})
+    calm = small.built_in().model_copy(update={"drift_day": 10_000})
     replay(small.model_copy(update={"generator": calm}), paths, serving, days=8)
     time.sleep(2)
     review = loop.review_rollout(small, paths, actor=ACTOR)

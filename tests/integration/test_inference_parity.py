@@ -12,7 +12,7 @@ import pandas as pd
 
 from loopline import features
 from loopline.inference import compile_pipeline
-from loopline.training.train import feature_columns, fit_candidates, time_split
+from loopline.training.train import feature_columns, fit_candidates, holdout_split
 
 
 def test_every_trained_family_compiles_with_parity(
@@ -21,7 +21,7 @@ def test_every_trained_family_compiles_with_parity(
     # The train step keeps only the best pipeline, so fit them all again the way it does.
     labels = pd.read_parquet(paths.labels)
     frame = features.historical_features(paths, params.features.service, labels, params.dataset)
-    split = time_split(frame, params.dataset, params.training.holdout_days)
+    split = holdout_split(frame, params.dataset, params.training)
     results = fit_candidates(split, params.dataset, params.training, params.serving.threshold)
     trained = json.loads((paths.artifacts / "candidates.json").read_text())["candidates"]
     assert {r.candidate.name for r in results} == {c["candidate"] for c in trained}

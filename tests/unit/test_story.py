@@ -23,7 +23,7 @@ def test_a_story_needs_a_drift_day_after_the_generated_days(
     drift_day: int | None, tmp_path: Path
 ) -> None:
     params = load_params(REPO / "params.yaml")
-    generator = params.generator.model_copy(update={"drift_day": drift_day})
+    generator = params.built_in().model_copy(update={"drift_day": drift_day})
     params = params.model_copy(update={"generator": generator})
     with pytest.raises(ValueError, match="drift_day must fall after the generated 120 days"):
         story.tell(

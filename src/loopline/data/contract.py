@@ -6,16 +6,19 @@ needs no code. Errors name the file, the column and the problem.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaError, SchemaErrors
 
 from loopline.config import DatasetParams
+from loopline.errors import LooplineError
 
 
-class BatchRejected(ValueError):
+class BatchRejected(LooplineError):
     """A batch broke the contract; the message lists every problem found."""
 
     def __init__(self, source: Path, problems: list[str]) -> None:
@@ -25,13 +28,18 @@ class BatchRejected(ValueError):
         super().__init__(f"batch {source} rejected:\n{listing}")
 
 
-def read_batch(source: Path) -> pd.DataFrame:
-    """Read a csv or parquet batch; an unreadable or empty file is a rejection."""
+def read_batch(source: Path, dataset: DatasetParams | None = None) -> pd.DataFrame:
+    """Read a csv or parquet batch; an unreadable or empty file is a rejection.
+
+    With the dataset, a csv's text columns (categories, label, personal data) are read as
+    text, so "01" stays "01" and 1 never turns into 1.0 when a later file has a blank; and
+    only ``dataset.na_values`` mean missing (pandas would also take "NA" or "null").
+    """
     if not source.is_file():
         raise BatchRejected(source, ["file not found"])
     try:
         if source.suffix == ".csv":
-            frame = pd.read_csv(source)
+            frame = pd.read_csv(source, **_csv_options(dataset))
         elif source.suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(source)
         else:
@@ -45,17 +53,32 @@ def read_batch(source: Path) -> pd.DataFrame:
     return frame
 
 
+def _csv_options(dataset: DatasetParams | None) -> dict[str, Any]:
+    if dataset is None:
+        return {}
+    # A spelled label ("Yes") is text; a 0/1 label is left for the schema to read as a number.
+    text = [*dataset.categorical, *dataset.pii] + ([dataset.label] if dataset.label_values else [])
+    return {
+        "dtype": dict.fromkeys(text, str),
+        "keep_default_na": False,
+        "na_values": dataset.na_values,
+    }
+
+
 def batch_schema(dataset: DatasetParams) -> pa.DataFrameSchema:
-    """The pandera schema for raw batches of this dataset."""
+    """The pandera schema for raw batches of this dataset (after :func:`normalise`)."""
     columns: dict[str, pa.Column] = {
         dataset.entity: pa.Column("int64", pa.Check.ge(0), coerce=True, nullable=False),
         dataset.timestamp: pa.Column("datetime64[ns, UTC]", coerce=True, nullable=False),
         dataset.label: pa.Column("Int64", pa.Check.isin([0, 1]), coerce=True, nullable=True),
     }
     for name in dataset.numeric:
-        columns[name] = pa.Column("float64", pa.Check(_finite, error="finite"), coerce=True)
+        nullable = dataset.features[name].missing != "reject"
+        check = pa.Check(_finite, error="finite")
+        columns[name] = pa.Column("float64", check, coerce=True, nullable=nullable)
     for name in dataset.categorical:
-        columns[name] = pa.Column(str, coerce=True, nullable=False)
+        # Text or None: normalise made them so; a coercion to str would turn None into "None".
+        columns[name] = pa.Column(nullable=dataset.features[name].missing != "reject")
     for name in dataset.pii:
         columns[name] = pa.Column(nullable=True)
     return pa.DataFrameSchema(
@@ -67,14 +90,14 @@ def batch_schema(dataset: DatasetParams) -> pa.DataFrameSchema:
 
 
 def _finite(series: pd.Series) -> pd.Series:
-    # NaN is allowed (missing measurements are imputed); infinities are not.
+    # Missing values are judged by the column's missing policy (nullable); infinities never pass.
     return series.isna() | series.between(-1e12, 1e12)
 
 
 def _timestamps_utc(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     # Naive timestamps are taken as UTC; pandera cannot coerce naive to aware itself.
     if column in frame and not isinstance(frame[column].dtype, pd.DatetimeTZDtype):
-        parsed = pd.to_datetime(frame[column], errors="coerce", utc=True)
+        parsed = pd.to_datetime(frame[column], errors="coerce", utc=True, format="mixed")
         bad = parsed.isna() & frame[column].notna()
         frame = frame.assign(**{column: parsed.where(~bad, pd.NaT)})
         if bad.any():
@@ -82,13 +105,75 @@ def _timestamps_utc(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     return frame
 
 
+def normalise(frame: pd.DataFrame, dataset: DatasetParams) -> tuple[pd.DataFrame, list[str]]:
+    """Missing cells as missing, categories as text, the label as 0/1; problems found.
+
+    A cell holding one of ``na_values`` or only whitespace is missing, whatever the file
+    format. A category is compared as text: 1.0 read from parquet is "1", as in a csv.
+    """
+    problems: list[str] = []
+    na = {v.strip() for v in dataset.na_values} | {""}
+    out = frame.copy()
+    for column in [dataset.label, *dataset.features, *dataset.pii]:
+        if column in out and out[column].dtype == object:
+            out[column] = out[column].map(lambda v: None if _is_na_text(v, na) else v)
+    for column in dataset.categorical:
+        out[column] = out[column].map(_as_text).astype(object)
+    if dataset.label_values is not None:
+        out[dataset.label], problem = _map_label(out[dataset.label], dataset)
+        if problem:
+            problems.append(problem)
+    return out, problems
+
+
+def _is_na_text(value: object, na: set[str]) -> bool:
+    return isinstance(value, str) and value.strip() in na
+
+
+def _as_text(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _map_label(series: pd.Series, dataset: DatasetParams) -> tuple[pd.Series, str | None]:
+    spellings = dataset.label_values or {}
+    text = series.map(_as_text)
+    mapped = text.map(lambda v: None if v is None else spellings.get(v.strip(), -1))
+    unknown = mapped.eq(-1)
+    if not unknown.any():
+        return mapped.astype("Int64"), None
+    examples = sorted(set(text[unknown].head(50)))[:3]
+    rows = series.index[unknown].tolist()[:3]
+    return series, (
+        f"column {dataset.label!r}: values not in dataset.label_values "
+        f"{sorted(spellings)} ({int(unknown.sum())} rows; e.g. {examples} at rows {rows})"
+    )
+
+
+def stamp_arrival(frame: pd.DataFrame, dataset: DatasetParams, source: Path) -> pd.DataFrame:
+    """With ``timestamp_source: arrival``, every row of the batch is stamped with now."""
+    if dataset.timestamp_source != "arrival":
+        return frame
+    if dataset.timestamp in frame.columns:
+        raise BatchRejected(
+            source,
+            [
+                f"column {dataset.timestamp!r} is in the file, but dataset.timestamp_source is "
+                "arrival (Loopline writes that column): rename it, or set timestamp_source: column"
+            ],
+        )
+    return frame.assign(**{dataset.timestamp: pd.Timestamp.now(tz="UTC").floor("s")})
+
+
 def check_batch(frame: pd.DataFrame, dataset: DatasetParams, source: Path) -> pd.DataFrame:
     """Validate and coerce a raw batch; raise :class:`BatchRejected` naming each problem."""
-    problems: list[str] = []
     missing = [c for c in batch_schema(dataset).columns if c not in frame.columns]
     if missing:
-        problems.append(f"missing columns: {', '.join(missing)}")
-        raise BatchRejected(source, problems)
+        raise BatchRejected(source, [f"missing columns: {', '.join(missing)}"])
+    frame, problems = normalise(frame, dataset)
     frame = _timestamps_utc(frame, dataset.timestamp)
     if "unparseable_timestamps" in frame.attrs:
         rows = frame.attrs["unparseable_timestamps"]
@@ -96,7 +181,7 @@ def check_batch(frame: pd.DataFrame, dataset: DatasetParams, source: Path) -> pd
     try:
         checked = batch_schema(dataset).validate(frame, lazy=True)
     except SchemaErrors as exc:
-        problems.extend(_summarise(exc.failure_cases))
+        problems.extend(_summarise(exc.failure_cases, dataset))
         raise BatchRejected(source, problems) from exc
     except SchemaError as exc:
         problems.append(str(exc))
@@ -106,7 +191,7 @@ def check_batch(frame: pd.DataFrame, dataset: DatasetParams, source: Path) -> pd
     return checked
 
 
-def _summarise(failures: pd.DataFrame) -> list[str]:
+def _summarise(failures: pd.DataFrame, dataset: DatasetParams) -> list[str]:
     out = []
     # One unreadable value also fails the dtype and range checks of its column: report it once.
     uncoercible = set(
@@ -115,6 +200,7 @@ def _summarise(failures: pd.DataFrame) -> list[str]:
     for (column, check), group in failures.groupby(["column", "check"], dropna=False, sort=False):
         if column in uncoercible and not str(check).startswith("coerce"):
             continue
+        hint = ""
         examples = group["failure_case"].astype(str).head(3).tolist()
         rows = group["index"].dropna().astype(int).head(3).tolist()
         what = str(check)
@@ -126,5 +212,9 @@ def _summarise(failures: pd.DataFrame) -> list[str]:
             what = "duplicate (entity, timestamp) rows"
         elif what == "not_nullable":
             what = "missing values"
-        out.append(f"column {column!r}: {what} ({len(group)} rows; e.g. {examples} at rows {rows})")
+            if column in dataset.features:
+                hint = "; to accept them, give it `missing: impute` (or allow) in params.yaml"
+        out.append(
+            f"column {column!r}: {what} ({len(group)} rows; e.g. {examples} at rows {rows}){hint}"
+        )
     return out

@@ -14,7 +14,7 @@ import pandas as pd
 
 from loopline.config import DatasetParams
 from loopline.data import versioning
-from loopline.data.contract import BatchRejected, check_batch, read_batch
+from loopline.data.contract import BatchRejected, check_batch, read_batch, stamp_arrival
 from loopline.settings import Paths
 
 
@@ -39,7 +39,7 @@ def accept_batch(source: Path, dataset: DatasetParams, paths: Paths) -> DataVers
     from loopline import locks, runs
 
     try:
-        checked = check_batch(read_batch(source), dataset, source)
+        checked = checked_batch(source, dataset)
     except BatchRejected as exc:
         record_rejection(paths, exc)
         raise
@@ -63,6 +63,12 @@ def accept_batch(source: Path, dataset: DatasetParams, paths: Paths) -> DataVers
         start=stamps.min().isoformat(),
         end=stamps.max().isoformat(),
     )
+
+
+def checked_batch(source: Path, dataset: DatasetParams) -> pd.DataFrame:
+    """The batch as it would be accepted (stamped on arrival if so configured), or a rejection."""
+    raw = read_batch(source, dataset)
+    return check_batch(stamp_arrival(raw, dataset, source), dataset, source)
 
 
 def _make_current(published: Paths, write: Callable[[Path], object]) -> str:

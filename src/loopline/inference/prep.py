@@ -32,6 +32,8 @@ class NumericBlock:
     keep: np.ndarray  # the columns the imputer keeps (it drops those it never saw a value of)
     fill: np.ndarray
     scalers: tuple[tuple[np.ndarray | None, np.ndarray | None], ...]  # (mean, scale) each
+    # add_indicator: a was-missing flag for each of these columns, after the filled ones.
+    flagged: np.ndarray | None = None
 
     def write(self, columns: Columns, n: int, into: np.ndarray) -> None:
         raw = np.array([_values(columns, c, n) for c in self.columns], dtype=np.float64).T
@@ -40,6 +42,8 @@ class NumericBlock:
             raise ValueError(f"numeric inputs {self.columns} contain infinity")
         x = raw[:, self.keep]
         x = np.where(np.isnan(x), self.fill, x)
+        if self.flagged is not None:
+            x = np.hstack([x, np.isnan(raw[:, self.flagged]).astype(np.float64)])
         for mean, scale in self.scalers:
             if mean is not None:
                 x = x - mean
@@ -56,14 +60,21 @@ class CategoricalBlock:
     out: slice
     tables: tuple[dict[Any, int], ...]  # category -> output column, within the block
     nan_codes: tuple[int | None, ...]  # the output column of a NaN category, if fitted
+    # SimpleImputer(missing_values=None) before the encoder: what None becomes, per column.
+    fills: tuple[Any, ...] | None = None
 
     def write(self, columns: Columns, n: int, into: np.ndarray) -> None:
         width = into.shape[1]
         flat = into.reshape(-1)
         rows = np.arange(n) * width + self.out.start
-        for name, table, nan_code in zip(self.columns, self.tables, self.nan_codes, strict=True):
+        for position, (name, table, nan_code) in enumerate(
+            zip(self.columns, self.tables, self.nan_codes, strict=True)
+        ):
             values = _values(columns, name, n)
             values = values.tolist() if hasattr(values, "tolist") else values
+            if self.fills is not None:
+                fill = self.fills[position]
+                values = [fill if v is None else v for v in values]
             codes = np.fromiter((table.get(v, -1) for v in values), dtype=np.intp, count=n)
             if nan_code is not None:
                 # NaN is a category of its own (as in sklearn), but NaN != NaN defeats the dict.
@@ -106,6 +117,8 @@ def compile_prep(prep: Any) -> Prep:
             raise NotCompilable(f"transformer {name!r} passes columns through uncompiled")
         if isinstance(transformer, OneHotEncoder):
             blocks.append(_categorical(name, transformer, cols, out))
+        elif isinstance(transformer, Pipeline) and isinstance(transformer[-1], OneHotEncoder):
+            blocks.append(_imputed_categorical(name, transformer, cols, out))
         else:
             blocks.append(_numeric(name, transformer, cols, out))
         inputs += [c for c in cols if c not in inputs]
@@ -122,8 +135,17 @@ def _numeric(name: str, transformer: Any, cols: list[str], out: slice) -> Numeri
     if not isinstance(imputer, SimpleImputer):
         raise NotCompilable(f"transformer {name!r} does not start with a SimpleImputer")
     missing = imputer.missing_values
-    if not (isinstance(missing, float) and math.isnan(missing)) or imputer.add_indicator:
+    if not (isinstance(missing, float) and math.isnan(missing)):
         raise NotCompilable(f"transformer {name!r}: only SimpleImputer(missing_values=nan)")
+    flagged = None
+    if imputer.add_indicator:
+        indicator = imputer.indicator_
+        if indicator is not None and (
+            indicator.features != "missing-only" or indicator.sparse not in ("auto", False)
+        ):
+            raise NotCompilable(f"transformer {name!r}: only a dense missing-only indicator")
+        # None: no column was missing in training, so sklearn adds no flag columns at all.
+        flagged = np.asarray(indicator.features_ if indicator is not None else [], dtype=np.intp)
     stats = np.asarray(imputer.statistics_, dtype=np.float64)
     keep = np.ones(len(stats), bool) if imputer.keep_empty_features else ~np.isnan(stats)
     compiled = []
@@ -133,7 +155,7 @@ def _numeric(name: str, transformer: Any, cols: list[str], out: slice) -> Numeri
                 f"transformer {name!r}: step {type(scaler).__name__} is not compiled"
             )
         compiled.append((scaler.mean_ if scaler.with_mean else None, scaler.scale_))
-    return NumericBlock(cols, out, np.flatnonzero(keep), stats[keep], tuple(compiled))
+    return NumericBlock(cols, out, np.flatnonzero(keep), stats[keep], tuple(compiled), flagged)
 
 
 def _categorical(
@@ -162,6 +184,23 @@ def _categorical(
             f"transformer {name!r} writes {out.stop - out.start} columns, not {offset}"
         )
     return CategoricalBlock(cols, out, tuple(tables), tuple(nan_codes))
+
+
+def _imputed_categorical(
+    name: str, pipeline: Pipeline, cols: list[str], out: slice
+) -> CategoricalBlock:
+    steps = [s for _, s in pipeline.steps]
+    imputer = steps[0]
+    if len(steps) != 2 or not isinstance(imputer, SimpleImputer):
+        raise NotCompilable(f"transformer {name!r}: only SimpleImputer then OneHotEncoder")
+    if imputer.missing_values is not None or imputer.add_indicator:
+        raise NotCompilable(f"transformer {name!r}: only SimpleImputer(missing_values=None)")
+    if len(imputer.statistics_) != len(cols):
+        raise NotCompilable(f"transformer {name!r}: the imputer dropped a column")
+    block = _categorical(name, steps[1], cols, out)
+    return CategoricalBlock(
+        block.columns, block.out, block.tables, block.nan_codes, tuple(imputer.statistics_)
+    )
 
 
 def _values(columns: Columns, name: str, n: int | None = None) -> Any:

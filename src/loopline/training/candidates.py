@@ -14,6 +14,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from loopline.config import FeatureSpec
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -51,13 +53,61 @@ def _estimator(candidate: Candidate, seed: int) -> Any:
 
 
 def build_pipeline(
-    candidate: Candidate, numeric: list[str], categorical: list[str], seed: int
+    candidate: Candidate,
+    numeric: list[str],
+    categorical: list[str],
+    seed: int,
+    *,
+    specs: Mapping[str, FeatureSpec] | None = None,
 ) -> Pipeline:
-    """Preprocessing and estimator in one object, so serving applies exactly what training did."""
-    prep = ColumnTransformer(
-        [
-            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
-            ("categorical", OneHotEncoder(handle_unknown="ignore"), categorical),
-        ]
-    )
+    """Preprocessing and estimator in one object, so serving applies exactly what training did.
+
+    ``specs`` (``dataset.features``) say how each column's missing values are handled; every
+    imputer is fitted on the training rows only. Numbers without a setting (derived ones, or
+    ``missing: reject``) still get the median: a stranger's features can be missing at serving.
+    """
+    specs = specs or {}
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for column in numeric:
+        groups.setdefault(_numeric_key(specs.get(column)), []).append(column)
+    for column in categorical:
+        groups.setdefault(_categorical_key(specs.get(column)), []).append(column)
+    transformers = [(_group_name(key), _transformer(key), cols) for key, cols in groups.items()]
+    prep = ColumnTransformer(transformers)
     return Pipeline([("prep", prep), ("model", _estimator(candidate, seed))])
+
+
+def _numeric_key(spec: FeatureSpec | None) -> tuple[Any, ...]:
+    if spec is not None and spec.missing == "allow":
+        return ("numeric", "median", None, True)  # filled, and flagged as was-missing
+    strategy = (spec.imputation if spec else None) or "median"
+    return ("numeric", strategy, spec.fill_value if spec else None, False)
+
+
+def _categorical_key(spec: FeatureSpec | None) -> tuple[Any, ...]:
+    strategy = spec.imputation if spec else None
+    # Without imputation a missing category (None) is a category of its own.
+    return ("categorical", strategy, spec.fill_value if spec else None, False)
+
+
+def _group_name(key: tuple[Any, ...]) -> str:
+    kind, strategy, fill, indicator = key
+    default = strategy in (None, "median") and not indicator
+    if kind == "numeric" and default or kind == "categorical" and strategy is None:
+        return kind  # the names every model before per-column settings had
+    suffix = "_".join(str(part) for part in (strategy, fill) if part is not None)
+    return f"{kind}_{suffix}" + ("_flagged" if indicator else "")
+
+
+def _transformer(key: tuple[Any, ...]) -> Any:
+    kind, strategy, fill, indicator = key
+    if kind == "numeric":
+        imputer = SimpleImputer(strategy=strategy, fill_value=fill, add_indicator=indicator)
+        return make_pipeline(imputer, StandardScaler())
+    encoder = OneHotEncoder(handle_unknown="ignore")
+    if strategy is None:
+        return encoder
+    # Missing categories arrive as None (from the contract, parquet and Feast alike).
+    return make_pipeline(
+        SimpleImputer(missing_values=None, strategy=strategy, fill_value=fill), encoder
+    )

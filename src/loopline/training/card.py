@@ -41,8 +41,7 @@ def model_card(candidates: dict[str, Any], evaluation: dict[str, Any]) -> str:
 **Selection:** the best holdout `{metric}` is {candidates["best_metric"]:.4f}{spread};
 {rule}
 
-**Data:** {candidates["train_rows"]} training rows before {candidates["cutoff"]},
-{candidates["holdout_rows"]} holdout rows after (positive rate {evaluation["positive_rate"]}).
+**Data:** {_data(candidates)} (holdout positive rate {evaluation["positive_rate"]}).
 
 | metric | model | naive baseline |
 |---|---|---|
@@ -56,6 +55,23 @@ def model_card(candidates: dict[str, Any], evaluation: dict[str, Any]) -> str:
 |---|---|---|---|---|
 {rows}
 """
+    )
+
+
+def _data(candidates: dict[str, Any]) -> str:
+    """How many labelled rows there were, how many trained, and what was held out."""
+    train, holdout = candidates["train_rows"], candidates["holdout_rows"]
+    cutoff = candidates.get("cutoff")
+    split = (
+        f"{train:,} training rows up to {cutoff}, {holdout:,} holdout rows after"
+        if cutoff
+        else f"{train:,} training rows, {holdout:,} holdout rows ({candidates.get('holdout')})"
+    )
+    if "labelled_rows" not in candidates:  # recorded before the counts were
+        return split
+    return (
+        f"{candidates['labelled_rows']:,} labelled rows; {candidates['label_sampling']}: "
+        f"{candidates['sampled_rows']:,} used: {split}"
     )
 
 

@@ -6,6 +6,7 @@ holdout's noise of the top metric, the one that serves fastest.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -16,6 +17,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from loopline.config import DatasetParams, TrainingParams
+from loopline.errors import LooplineError
 from loopline.faults import checkpoint
 from loopline.training.candidates import Candidate, build_pipeline, expand
 from loopline.training.evaluate import classification_metrics
@@ -29,13 +31,18 @@ from loopline.training.selection import (
 )
 
 
+class TrainingDataError(LooplineError):
+    """The labelled rows cannot make a training set and a holdout as configured."""
+
+
 @dataclass(frozen=True)
 class Split:
-    """A time-based split: everything before ``cutoff`` trains, the rest is the holdout."""
+    """Training rows and holdout rows: by time (everything up to ``cutoff`` trains), or by
+    entity (``cutoff`` None)."""
 
     train: pd.DataFrame
     holdout: pd.DataFrame
-    cutoff: pd.Timestamp
+    cutoff: pd.Timestamp | None
 
 
 @dataclass
@@ -81,18 +88,48 @@ class Selection:
         }
 
 
+def holdout_split(frame: pd.DataFrame, dataset: DatasetParams, training: TrainingParams) -> Split:
+    """The holdout ``training`` asks for: by time (``holdout_days``) or by entity share."""
+    if training.holdout_days is not None:
+        return time_split(frame, dataset, training.holdout_days)
+    assert training.holdout_fraction is not None  # the config allows exactly one
+    return entity_split(frame, dataset, training.holdout_fraction, training.seed)
+
+
 def time_split(frame: pd.DataFrame, dataset: DatasetParams, holdout_days: int) -> Split:
     """Hold out the last ``holdout_days`` of label timestamps; refuse a split with no data."""
     stamps = frame[dataset.timestamp]
     cutoff = stamps.max() - timedelta(days=holdout_days)
     train, holdout = frame[stamps <= cutoff], frame[stamps > cutoff]
+    where = f"time split (cutoff {cutoff:%Y-%m-%d}, holdout_days={holdout_days})"
+    _both_classes(train, holdout, dataset, where)
+    return Split(train=train, holdout=holdout, cutoff=cutoff)
+
+
+def entity_split(frame: pd.DataFrame, dataset: DatasetParams, fraction: float, seed: int) -> Split:
+    """Hold out a seeded share of the entities, all their rows: no entity is on both sides.
+
+    For data whose timestamps do not order it (one arrival time for a whole file).
+    """
+    entities = np.sort(frame[dataset.entity].unique())
+    chosen = np.random.default_rng(seed).permutation(entities)[
+        : math.ceil(fraction * len(entities))
+    ]
+    held = frame[dataset.entity].isin(chosen)
+    train, holdout = frame[~held], frame[held]
+    _both_classes(train, holdout, dataset, f"entity split (holdout_fraction={fraction})")
+    return Split(train=train, holdout=holdout, cutoff=None)
+
+
+def _both_classes(
+    train: pd.DataFrame, holdout: pd.DataFrame, dataset: DatasetParams, where: str
+) -> None:
     for part, rows in (("training", train), ("holdout", holdout)):
         if rows[dataset.label].nunique() < 2:
-            raise ValueError(
-                f"the {part} part of the time split (cutoff {cutoff:%Y-%m-%d}, "
-                f"holdout_days={holdout_days}) needs both label classes; it has {len(rows)} rows"
+            raise TrainingDataError(
+                f"the {part} part of the {where} needs both label classes; it has "
+                f"{len(rows)} rows: change training.holdout_days or holdout_fraction in params.yaml"
             )
-    return Split(train=train, holdout=holdout, cutoff=cutoff)
 
 
 def feature_columns(frame: pd.DataFrame, dataset: DatasetParams) -> tuple[list[str], list[str]]:
@@ -114,7 +151,9 @@ def fit_candidates(
     y_hold = split.holdout[dataset.label].to_numpy()
     results = []
     for candidate in expand(training.candidates):
-        pipeline = build_pipeline(candidate, numeric, categorical, training.seed)
+        pipeline = build_pipeline(
+            candidate, numeric, categorical, training.seed, specs=dataset.features
+        )
         started = time.perf_counter()
         pipeline.fit(split.train[inputs], y_train)
         elapsed = time.perf_counter() - started
