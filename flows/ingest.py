@@ -9,13 +9,13 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
-from flows.common import flow_run_id, workspace
+from flows.common import flow_run_id, retry_unless_expected, workspace
 from loopline import runs, steps
 from loopline.monitoring.loop import NEW_DATA
 from loopline.openlineage import file_dataset, lineage_run
 
 
-@task(retries=2, retry_delay_seconds=2)
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_expected)
 def accept(root: str | None, run: str, source: str | None) -> dict[str, Any]:
     params, paths, _ = workspace(root, run, "ingest")
     return steps.accept_step(params, paths, Path(source) if source else None)

@@ -7,14 +7,14 @@ from typing import Any
 
 from prefect import flow, task
 
-from flows.common import flow_run_id, project, workspace
+from flows.common import flow_run_id, project, retry_unless_expected, workspace
 from loopline import runs
 from loopline.monitoring import loop
 
 LOOP_ACTOR = "automation"
 
 
-@task(retries=1, retry_delay_seconds=5)
+@task(retries=1, retry_delay_seconds=5, retry_condition_fn=retry_unless_expected)
 def check_window(minutes: float | None, root: str | None) -> dict[str, Any]:
     params, paths = project(root)
     return loop.monitor_window(params, paths, minutes=minutes)

@@ -7,12 +7,12 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.common import flow_run_id, project, workspace
+from flows.common import flow_run_id, project, retry_unless_expected, workspace
 from loopline import runs, steps
 from loopline.openlineage import bento_dataset, file_dataset, lineage_run, model_dataset
 
 
-@task(retries=1, retry_delay_seconds=2)
+@task(retries=1, retry_delay_seconds=2, retry_condition_fn=retry_unless_expected)
 def save_and_build(root: str | None, run: str) -> dict[str, Any]:
     params, paths, _ = workspace(root, run, "package")
     trained_by = runs.record(paths).get("trained_by") or flow_run_id()

@@ -6,11 +6,11 @@ from typing import Any
 
 from prefect import flow, task
 
-from flows.common import project
+from flows.common import project, retry_unless_expected
 from loopline import scoring
 
 
-@task(retries=2, retry_delay_seconds=2)
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_expected)
 def score_file(source: str, target: str | None, root: str | None) -> dict[str, Any]:
     params, paths = project(root)
     return scoring.score_file(params, paths, source, target)

@@ -12,7 +12,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.common import flow_run_id, workspace
+from flows.common import flow_run_id, retry_unless_expected, workspace
 from loopline import locks, runs, steps
 from loopline.openlineage import feature_sources, file_dataset, lineage_run
 from loopline.training.card import model_card
@@ -27,7 +27,7 @@ def take_data(root: str | None, run: str) -> str:
     return digest
 
 
-@task(retries=2, retry_delay_seconds=2)
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_expected)
 def build_features(root: str | None, run: str) -> dict[str, Any]:
     params, paths, _ = workspace(root, run, "train")
     return steps.features_step(params, paths)

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from loopline import cli_models
+from loopline.cli_errors import DEBUG_ENV, reported
+from loopline.cli_init import init
 from loopline.cli_keys import keys_app
 from loopline.cli_lineage import lineage
 from loopline.cli_users import users_app
@@ -30,6 +32,19 @@ app.command("served-at")(cli_models.served_at)
 app.command()(lineage)
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
+app.command()(init)
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option(help="Show tracebacks of a user's errors too")] = False,
+) -> None:
+    """Loopline: the whole ML lifecycle on one machine."""
+    import os
+
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
+
 
 STAGES = ("ingest", "validate", "features", "train", "evaluate", "package")
 
@@ -69,54 +84,69 @@ def data_generate(
     typer.echo(steps.generate_step(params, paths, out))
 
 
+def _checked_first(params: Params, paths: Paths, source: Path | None) -> None:
+    """The batch and the feature definitions, checked before any flow starts: a bad file
+    is refused in a second, not after Prefect has started and retried."""
+    from loopline import feature_definitions
+    from loopline.data.contract import BatchRejected
+    from loopline.data.ingest import checked_batch, record_rejection
+
+    batch = source or paths.project / params.dataset.source
+    try:
+        checked_batch(batch, params.dataset)
+    except BatchRejected as exc:
+        record_rejection(paths, exc)
+        raise
+    done = feature_definitions.sync(params, paths)
+    if done:
+        typer.echo(done)
+    feature_definitions.check(params, paths)
+
+
+NOTHING_CHANGED = "nothing changed: the last good data version stays current"
+
+
 @app.command()
 def ingest(source: Annotated[Path | None, typer.Argument()] = None) -> None:
     """Accept a batch as the new data version (Prefect flow ``ingest``)."""
-    from loopline.data.contract import BatchRejected
+    params, paths = _context()
+    with reported(note=NOTHING_CHANGED):
+        _checked_first(params, paths, source)
+        from flows.ingest import ingest as ingest_flow
 
-    _context()
-    from flows.ingest import ingest as ingest_flow
-
-    try:
         _print(ingest_flow(source=str(source.resolve()) if source else None))
-    except BatchRejected as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        typer.secho("nothing changed: the last good data version stays current", err=True)
-        raise typer.Exit(1) from exc
 
 
 @app.command()
 def train() -> None:
     """Build features and train the candidates (Prefect flow ``train``)."""
     _context()
-    from flows.train import train as train_flow
+    with reported():
+        from flows.train import train as train_flow
 
-    _print(train_flow()["evaluation"])
+        _print(train_flow()["evaluation"])
 
 
 @app.command()
 def package() -> None:
     """Save the selected model to BentoML and build a Bento (Prefect flow ``package``)."""
     _context()
-    from flows.package import package as package_flow
+    with reported():
+        from flows.package import package as package_flow
 
-    result = package_flow()
+        result = package_flow()
     _print({"model": result["model"], "bento": result["bento"]})
 
 
 @app.command()
 def run(source: Annotated[Path | None, typer.Argument()] = None) -> None:
     """The whole loop once: ingest → train → package (Prefect flow ``lifecycle``)."""
-    from loopline.data.contract import BatchRejected
+    params, paths = _context()
+    with reported(note=NOTHING_CHANGED):
+        _checked_first(params, paths, source)
+        from flows.lifecycle import lifecycle
 
-    _context()
-    from flows.lifecycle import lifecycle
-
-    try:
         result = lifecycle(source=str(source.resolve()) if source else None)
-    except BatchRejected as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(1) from exc
     _print({"model": result["package"]["model"], "metrics": result["package"]["metrics"]})
 
 
@@ -136,7 +166,8 @@ def stage(name: Annotated[str, typer.Argument(help=" | ".join(STAGES))]) -> None
     }
     if name not in runners:
         raise typer.BadParameter(f"unknown stage {name!r}; one of {', '.join(STAGES)}")
-    result = runners[name](params, paths)
+    with reported():
+        result = runners[name](params, paths)
     _print({k: v for k, v in result.items() if k != "candidates"})
 
 
@@ -230,7 +261,8 @@ def up(
     from loopline import platform
 
     params, paths = _context()
-    platform.up(params, paths, bootstrap_if_needed=bootstrap, simulate=simulate)
+    with reported():
+        platform.up(params, paths, bootstrap_if_needed=bootstrap, simulate=simulate)
 
 
 @app.command()
@@ -243,7 +275,8 @@ def demo(
     from loopline import platform
 
     params, paths = _context()
-    platform.demo(params, paths)
+    with reported():
+        platform.demo(params, paths)
     if story:
         platform.tell_story(params, paths)
 

@@ -24,7 +24,9 @@ DEFINITIONS = "definitions.py"
 def load_definitions(paths: Paths) -> ModuleType:
     """Import ``feature_repo/definitions.py`` of this project (not whatever is on sys.path)."""
     file = paths.feature_repo / DEFINITIONS
-    name = f"loopline_feature_repo_{hashlib.sha1(str(file).encode()).hexdigest()[:8]}"
+    # Keyed by content too: definitions rewritten from params.yaml are read afresh.
+    key = str(file).encode() + file.read_bytes() if file.is_file() else str(file).encode()
+    name = f"loopline_feature_repo_{hashlib.sha1(key).hexdigest()[:12]}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, file)

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import typer
 
-from loopline.config import Params
+from loopline.config import ConfigError, Params
 from loopline.settings import Paths
 
 HOST = "127.0.0.1"
@@ -177,6 +177,8 @@ def bootstrap(params: Params, paths: Paths) -> dict[str, Any]:
 
     source = paths.project / params.dataset.source
     if not source.exists():
+        if params.generator is None:  # your own data must be where dataset.source says
+            raise ConfigError(f"params.yaml: dataset.source {source} is not there")
         typer.echo(f"generating the built-in dataset at {source}")
         steps.generate_step(params, paths)
     result = lifecycle()
@@ -231,6 +233,9 @@ def up(
     """Start everything, bootstrap on first run, and stay up until Ctrl-C."""
     started = time.monotonic()
     services: list[Service] = []
+    if simulate and params.generator is None:
+        typer.echo("simulator off: it replays the built-in dataset, and this project has its own")
+        simulate = False
     stop = _stop_on_sigterm()
     try:
         # With a model already stored, serving starts at once, beside the Prefect server.
@@ -307,6 +312,8 @@ def demo(params: Params, paths: Paths) -> dict[str, Any]:
     started = time.perf_counter()
     source = paths.project / params.dataset.source
     if not source.exists():
+        if params.generator is None:  # your own data must be where dataset.source says
+            raise ConfigError(f"params.yaml: dataset.source {source} is not there")
         steps.generate_step(params, paths)
     timings["generate"] = time.perf_counter() - started
     result = lifecycle()
@@ -326,7 +333,10 @@ def demo(params: Params, paths: Paths) -> dict[str, Any]:
             headers={"Authorization": f"Bearer {keys['client']}"},
             timeout=30,
         )
-        response.raise_for_status()
+    if response.status_code != 200:  # e.g. a promotion waiting for its approver: say why
+        raise RuntimeError(
+            f"the demo's prediction failed ({response.status_code}): {response.text}"
+        )
     prediction = response.json()["predictions"][0]
     summary = {
         "model_version": result["package"]["model"],
@@ -393,5 +403,7 @@ def serve_forever(params: Params, paths: Paths, *, port: int, model_tag: str | N
     with running(service):
         wait_ready(service, "/readyz")
         typer.echo(f"serving at {service.url}; Ctrl-C stops it")
+        if note:
+            typer.echo(f"Note: {note}")
         with suppress(KeyboardInterrupt):
             service.process.wait()

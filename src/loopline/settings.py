@@ -49,6 +49,13 @@ class Paths:
         state = Path(os.environ.get(STATE_ENV) or root / ".loopline").resolve()
         return cls(project=root, state=state)
 
+    def shown(self, path: Path) -> Path:
+        """A path as a person reads it: relative to the project when inside it.
+
+        A run's workspace lives in the state folder, which LOOPLINE_HOME may put anywhere.
+        """
+        return path.relative_to(self.project) if path.is_relative_to(self.project) else path
+
     # --- project files (in git, or tracked by DVC) ---
     @property
     def params_file(self) -> Path:

@@ -59,7 +59,7 @@ def prepare_step(params: Params, paths: Paths) -> dict[str, Any]:
     from loopline.data.ingest import prepare
 
     frame = prepare(params.dataset, paths)
-    return {"rows": len(frame), "path": str(paths.ingested.relative_to(paths.project))}
+    return {"rows": len(frame), "path": str(paths.shown(paths.ingested))}
 
 
 def validate_step(params: Params, paths: Paths) -> dict[str, Any]:
@@ -72,9 +72,15 @@ def validate_step(params: Params, paths: Paths) -> dict[str, Any]:
 
 
 def features_step(params: Params, paths: Paths, *, online: bool = True) -> dict[str, Any]:
-    """Write Feast sources and labels, apply the definitions, load the online store."""
-    from loopline import features
+    """Write Feast sources and labels, apply the definitions, load the online store.
 
+    The definitions are first brought in step with params.yaml (when Loopline generated
+    them) and checked against it: a disagreement names every difference and changes nothing.
+    """
+    from loopline import feature_definitions, features
+
+    feature_definitions.sync(params, paths)
+    feature_definitions.check(params, paths)
     frame = pd.read_parquet(paths.ingested)
     written = features.write_sources(frame, params.dataset, paths)
     labels = features.label_events(frame, params.dataset)

@@ -119,7 +119,9 @@ def normalise(frame: pd.DataFrame, dataset: DatasetParams) -> tuple[pd.DataFrame
             out[column] = out[column].map(lambda v: None if _is_na_text(v, na) else v)
     for column in dataset.categorical:
         out[column] = out[column].map(_as_text).astype(object)
-    if dataset.label_values is not None:
+    # An accepted batch, read again, holds the mapped 0/1 already: numbers are not spellings.
+    spelled = not pd.api.types.is_numeric_dtype(out[dataset.label])
+    if dataset.label_values is not None and spelled:
         out[dataset.label], problem = _map_label(out[dataset.label], dataset)
         if problem:
             problems.append(problem)

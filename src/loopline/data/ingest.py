@@ -114,7 +114,7 @@ def current_version(dataset: DatasetParams, paths: Paths) -> DataVersion | None:
     frame = pd.read_parquet(paths.raw_batch, columns=[dataset.entity, dataset.timestamp])
     stamps = frame[dataset.timestamp]
     return DataVersion(
-        path=str(paths.raw_batch.relative_to(paths.project)),
+        path=str(paths.shown(paths.raw_batch)),
         data_hash=versioning.tracked_hash(paths.raw_batch),
         rows=len(frame),
         entities=int(frame[dataset.entity].nunique()),
