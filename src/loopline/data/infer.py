@@ -20,6 +20,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from loopline.data import pii
+from loopline.data.pii import DATE_LIKE
 from loopline.data.sample import Sample, TableError
 
 Role = Literal["entity", "timestamp", "label", "feature", "pii", "ignore"]
@@ -40,9 +42,6 @@ MOSTLY_MISSING_SHARE = 0.5
 TIMESTAMP_SHARE = 0.95
 # A column this close to all-numbers is a number column with stray markers ("n/a").
 NEAR_NUMERIC_SHARE = 0.95
-# Share of values that must look like e-mail addresses, phone numbers, IP addresses or
-# person names for a column to count as personal data.
-PII_CONTENT_SHARE = 0.8
 # Rules on the content of values (personal data, dates, codes) look at this many distinct
 # values, most frequent first: enough to judge, cheap for a column of unique values.
 CONTENT_SAMPLE = 1000
@@ -61,40 +60,6 @@ NEGATIVE_LABELS = frozenset(
 # Two-valued feature spellings read as booleans (0/1 integers stay categorical codes).
 _BOOLEAN_PAIRS = {frozenset(p) for p in (("yes", "no"), ("y", "n"), ("true", "false"), ("t", "f"))}
 
-# Personal data by column name, matched on the name's words (snake_case and camelCase).
-_PII_WORDS = frozenset(
-    {"email", "phone", "telephone", "address", "street", "postcode", "zip", "zipcode"}
-    | {"ssn", "passport", "ip", "iban", "dob", "birthdate", "birthday", "surname"}
-    | {"firstname", "lastname", "fullname", "forename"}
-)
-_PII_PHRASES = (
-    ("e", "mail"), ("first", "name"), ("last", "name"), ("full", "name"), ("given", "name"),
-    ("family", "name"), ("middle", "name"), ("birth", "date"), ("date", "of", "birth"),
-    ("credit", "card"), ("card", "number"), ("social", "security"), ("tax", "id"),
-    ("national", "id"), ("postal", "code"), ("phone", "number"), ("mobile", "number"),
-    ("mobile", "phone"),
-)  # fmt: skip
-# "name" alone is personal only for people: "customer_name" is, "plan_name" is not.
-_PERSON_WORDS = frozenset(
-    {"customer", "contact", "person", "client", "user", "member", "owner", "holder"}
-    | {"patient", "employee"}
-)
-# Words that make a column a fact about personal data, not the data itself
-# ("email_verified", "username_length", "phone_type").
-_DERIVED_WORDS = frozenset(
-    {"length", "len", "count", "cnt", "num", "n", "has", "is", "valid", "verified", "present"}
-    | {"missing", "domain", "type", "flag", "opt", "optin", "changed", "updated", "status"}
-)
-_NAME_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
-_IPV4 = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}")
-_PHONE = re.compile(r"(?:\+|00)?[\d(][\d\s().-]{5,18}\d")
-_PERSON_PART = r"[A-ZÀ-Þ](?:[a-zß-ÿ]+|'[A-ZÀ-Þ][a-zß-ÿ]+)(?:-[A-ZÀ-Þ][a-zß-ÿ]+)?"
-_PERSON = re.compile(rf"{_PERSON_PART}(?: {_PERSON_PART}){{1,2}}")
-_DATE_LIKE = re.compile(
-    r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}"
-    r"|\d{1,2} [A-Za-z]{3,9}\.?,? \d{4}|[A-Za-z]{3,9}\.? \d{1,2},? \d{4}"
-)
 # Codes such as "AC-000123" or "7590-VHVEG": letters and digits in separated runs.
 _CODE = re.compile(r"(?=.*\d)[A-Za-z0-9]+(?:[-_/.:][A-Za-z0-9]+)*")
 
@@ -399,11 +364,11 @@ def _guess(p: _Profile) -> ColumnGuess:
 def _classify(p: _Profile) -> tuple[Role, Kind, str]:
     # Personal data wins over every other verdict: it must be declared even when unused.
     if not p.distinct:
-        return ("pii" if _pii_by_name(p.name) else "ignore"), "text", "every value is missing"
+        return ("pii" if pii.by_name(p.name) else "ignore"), "text", "every value is missing"
     kind, reason, usable = _kind(p)
-    pii = _pii_reason(p, kind)
-    if pii:
-        return "pii", kind, pii
+    personal = _pii_reason(p, kind)
+    if personal:
+        return "pii", kind, personal
     if p.distinct == 1:
         every = "every non-missing row" if p.missing else "every row"
         return "ignore", kind, f"constant: {every} is {_short(str(p.keys.iloc[0]))!r}"
@@ -427,7 +392,7 @@ def _kind(p: _Profile) -> tuple[Kind, str, bool]:
         return "numeric", f"numbers except {stray}: mark those as missing values", False
     if p.distinct == 2 and frozenset(_fold(s) for s in text) in _BOOLEAN_PAIRS:
         return "boolean", f"two values: {'/'.join(sorted(text))}", True
-    if _share(text, _DATE_LIKE.match) >= TIMESTAMP_SHARE and _date_share(p) >= TIMESTAMP_SHARE:
+    if _share(text, DATE_LIKE.match) >= TIMESTAMP_SHARE and _date_share(p) >= TIMESTAMP_SHARE:
         return "timestamp", dates, False
     if _nearly_unique(p) and _share(text, _CODE.fullmatch) >= IDENTIFIER_UNIQUE_SHARE:
         return "identifier", "unique per row: likely an identifier", False
@@ -469,45 +434,17 @@ def _nearly_unique(p: _Profile) -> bool:
 
 
 def _pii_reason(p: _Profile, kind: Kind) -> str | None:
-    if _pii_by_name(p.name):
+    if pii.by_name(p.name):
         return "name suggests personal data"
     # Numbers, booleans and dates are never judged by content: digits alone cannot
     # tell a phone number from an amount.
     if kind in ("numeric", "boolean", "timestamp") or p.numbers is not None:
         return None
     text = p.keys.head(CONTENT_SAMPLE).astype(str).str.strip()
-    checks: tuple[tuple[str, Callable[[str], object]], ...] = (
-        ("e-mail addresses", _EMAIL.fullmatch),
-        ("IP addresses", _IPV4.fullmatch),
-        ("phone numbers", _is_phone),
-    )
-    for what, check in checks:
-        if _share(text, check) >= PII_CONTENT_SHARE:
-            return f"looks like {what}"
     # Capitalised word pairs are also categories ("Fiber Optic"); people are many.
     many = p.distinct > CATEGORICAL_MAX_LEVELS or p.distinct >= 0.5 * p.present
-    if many and _share(text, _PERSON.fullmatch) >= PII_CONTENT_SHARE:
-        return "looks like person names"
-    return None
-
-
-def _pii_by_name(name: str) -> bool:
-    words = tuple(w.lower() for w in _NAME_WORD.findall(name))
-    if not words or _DERIVED_WORDS.intersection(words):
-        return False
-    if _PII_WORDS.intersection(words) or words in (("name",), ("mobile",)):
-        return True
-    if len(words) >= 2 and words[-1] == "name" and words[-2] in _PERSON_WORDS:
-        return True
-    return any(words[i : i + len(ph)] == ph for ph in _PII_PHRASES for i in range(len(words)))
-
-
-def _is_phone(value: str) -> bool:
-    # Seven to fifteen digits with separators or a leading "+": not a date, not an IP.
-    digits = sum(ch.isdigit() for ch in value)
-    if not 7 <= digits <= 15 or value.isdigit() or _DATE_LIKE.match(value):
-        return False
-    return bool(_PHONE.fullmatch(value)) and not _IPV4.fullmatch(value)
+    what = pii.by_content(text, many_values=many)
+    return f"looks like {what}" if what else None
 
 
 def _share(text: pd.Series, check: Callable[[str], object]) -> float:
@@ -535,11 +472,7 @@ def _segment(columns: tuple[ColumnGuess, ...], profiles: dict[str, _Profile]) ->
 def _examples(p: _Profile, masked: bool = False) -> tuple[str, ...]:
     # Personal data is masked so the proposal can be pasted into a ticket or a log.
     top = [str(v) for v in p.counts.index[:3]]
-    return tuple(_short(_mask(v) if masked else v) for v in top)
-
-
-def _mask(value: str) -> str:
-    return re.sub(r"(?<=\w)\w", "*", value)
+    return tuple(_short(pii.mask(v) if masked else v) for v in top)
 
 
 def _short(value: str) -> str:
