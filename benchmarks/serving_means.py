@@ -16,7 +16,8 @@ own request metrics off: what each costs per request.
 
 Each configuration runs ``wrk -t1`` at 1 and 32 connections (single-customer ``POST
 /predict``), and one 1,000-customer request a few times. The service's registry is an
-empty temporary one, so the model given by tag is what serves. Writes one JSON result.
+empty temporary one and ``serving.allow_unpromoted`` is on, so the model given by tag is
+what serves (as the ``unpromoted`` arm). Writes one JSON result.
 
 Standalone: ``LOOPLINE_PROJECT=<copy> LOOPLINE_HOME=<copy>/.loopline python
 benchmarks/serving_means.py --out FILE`` (the copy's params.yaml is edited and restored).
@@ -101,12 +102,15 @@ def best_metric_model(paths: Any, params: Any) -> tuple[str, str]:
 
 
 @contextmanager
-def batching(params_file: Path, max_batch_size: int) -> Iterator[None]:
+def serving_params(params_file: Path, max_batch_size: int) -> Iterator[None]:
+    """The step's batch size, and the unpromoted model allowed to answer (nothing is in
+    production in the benchmark's empty registry)."""
     import yaml
 
     original = params_file.read_text()
     edited = yaml.safe_load(original)
     edited["serving"].setdefault("batching", {})["max_batch_size"] = max_batch_size
+    edited["serving"]["allow_unpromoted"] = True
     params_file.write_text(yaml.safe_dump(edited, sort_keys=False))
     try:
         yield
@@ -129,7 +133,7 @@ def run_step(
         extra["LOOPLINE_SERVING_ENGINE"] = "sklearn"
     os.environ.update(extra)
     try:
-        with batching(paths.params_file, settings["batch"]):
+        with serving_params(paths.params_file, settings["batch"]):
             server = platform.start_serving(paths, platform.free_port(), tag, settings["workers"])
             with platform.running(server):
                 platform.wait_ready(server, "/readyz")

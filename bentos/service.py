@@ -1,8 +1,10 @@
 """The HTTP service: online features from the Feast feature service, then the model(s).
 
 The registry decides what serves: the champion, and a challenger under a canary, A/B,
-shadow or blue-green policy. A watcher thread picks up every registry change without a
-restart. Every prediction is logged; feedback joins it later.
+shadow or blue-green policy. With nothing in production ``/predict`` answers 503 naming
+the command that promotes a version (or, with ``serving.allow_unpromoted``, the Bento's
+own model answers as the ``unpromoted`` arm). A watcher thread picks up every registry
+change without a restart. Every prediction is logged; feedback joins it later.
 Run it with ``bentoml serve bentos.service:ChurnService`` from the project folder.
 
 Workers: ``LOOPLINE_SERVING_WORKERS`` processes (default one per CPU), each with its own
@@ -24,12 +26,12 @@ from bentoml.exceptions import InvalidArgument, NotFound
 from pydantic import BaseModel, Field
 
 from loopline.online import OnlineReader
-from loopline.serving.answers import Answer, UnknownEntity, answer_batch
+from loopline.serving.answers import Answer, NotServing, UnknownEntity, answer_batch
 from loopline.serving.auth import ApiKeyMiddleware, Role
 from loopline.serving.batcher import Batcher, Overloaded
 from loopline.serving.errors import ErrorShapeMiddleware, request_id
 from loopline.serving.process import freeze_heap, load_scorer, quiet_request_path, switch_interval
-from loopline.serving.router import shadowed
+from loopline.serving.router import no_production, shadowed
 from loopline.serving.shadow import ShadowRequest
 from loopline.serving.workers import WORKERS_ENV, pinned_native_threads, workers_setting
 
@@ -87,7 +89,8 @@ BENTOML_METRICS = os.environ.get("LOOPLINE_SERVING_BENTOML_METRICS", "1") != "0"
 class ChurnService:
     """Churn probability for customers, from the same feature service training used."""
 
-    # The Bento carries this model; the registry's champion takes over when there is one.
+    # The Bento carries this model. Only the registry's production version answers as the
+    # champion; this one answers (as "unpromoted") only under serving.allow_unpromoted.
     model_ref = bentoml.models.BentoModel(os.environ.get("LOOPLINE_MODEL_TAG", "churn:latest"))
 
     def __init__(self) -> None:
@@ -135,14 +138,14 @@ class ChurnService:
             self.registry,
             self.model_name,
             self.cache,
-            str(self.model_ref.tag),
+            str(self.model_ref.tag) if params.serving.allow_unpromoted else None,
             self._publish,
             interval=float(os.environ.get("LOOPLINE_RELOAD_INTERVAL", "0.5")),
         )
         self.watcher.refresh(force=True)
         self.watcher.start()
         batching = params.serving.batching
-        self.batcher: Batcher[list[int], Answer | UnknownEntity] = Batcher(
+        self.batcher: Batcher[list[int], Answer | UnknownEntity | NotServing] = Batcher(
             self._answer_batch,
             max_batch_size=batching.max_batch_size,
             max_latency_ms=batching.max_latency_ms,
@@ -168,7 +171,12 @@ class ChurnService:
         # them on the request path's own code before reporting ready. Nothing is logged: a
         # warm-up is not a prediction anyone asked for.
         table = self.table
-        self.batcher.run_now([[0]])  # on the thread that will read and score every batch
+        if table.default_arm is None:
+            # Nothing may answer yet (and /readyz still says ready: the worker is up, and
+            # /predict explains what is missing); warm the feature read alone.
+            self.batcher.call(self._read, [0])
+        else:  # on the thread that will read and score every batch
+            self.batcher.run_now([[0]])
         if table.challenger:
             columns = self._read([0])
             table.challenger.model.positive_proba(columns)
@@ -184,7 +192,7 @@ class ChurnService:
         self.last_read_ms = 1e3 * (time.perf_counter() - started)  # for the slow-batch line
         return columns
 
-    def _answer_batch(self, requests: list[list[int]]) -> list[Answer | UnknownEntity]:
+    def _answer_batch(self, requests: list[list[int]]) -> list[Answer | UnknownEntity | NotServing]:
         # On the batcher's thread: one routing table for the whole batch.
         started = time.perf_counter()
         customers = sum(map(len, requests))
@@ -234,6 +242,9 @@ class ChurnService:
             self.metrics.error("unknown_entity")
             shown = ", ".join(map(str, exc.ids[:20]))
             return _refuse(ctx, 404, f"unknown {self.entity}: {shown}")
+        except NotServing:
+            self.metrics.error("no_production")
+            return _refuse(ctx, 503, no_production(self.model_name), code="no_production")
         except Overloaded as exc:
             self.metrics.error("overloaded")
             return _refuse(ctx, 503, str(exc))
@@ -374,10 +385,12 @@ ChurnService.add_asgi_middleware(
 )
 
 
-def _refuse(ctx: bentoml.Context, status: int, message: str) -> Any:
+def _refuse(ctx: bentoml.Context, status: int, message: str, code: str | None = None) -> Any:
     """An error answer without raising: BentoML logs a traceback for every raised error
-    (a cost per bad request under load) and hides the message of a 5xx."""
+    (a cost per bad request under load) and hides the message of a 5xx. ``code`` replaces
+    the status's usual one (serving/errors.py) where one status has two meanings."""
     from starlette.responses import JSONResponse
 
     ctx.response.status_code = status  # BentoML sets the answer's status from the context
-    return JSONResponse({"error": message}, status_code=status)
+    body = {"error": message} if code is None else {"error": message, "code": code}
+    return JSONResponse(body, status_code=status)

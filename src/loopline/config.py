@@ -274,6 +274,10 @@ class ServingParams(_Strict):
     model_name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     threshold: float = Field(gt=0, lt=1)
     batching: BatchingParams = BatchingParams()
+    # With no version in production the service answers /predict with 503 until one is
+    # promoted. True lets the Bento's own model answer meanwhile, labelled arm
+    # "unpromoted" (never "champion"): for local trials and benchmarks, not for users.
+    allow_unpromoted: bool = False
 
 
 class Params(_Strict):

@@ -170,6 +170,23 @@ def has_model(params: Params) -> bool:
         return False
 
 
+def production_note(params: Params, paths: Paths) -> str | None:
+    """What to tell the user when nothing is in production: the service is up (``/readyz``
+    is 200) but ``/predict`` answers 503 until a version is promoted."""
+    from loopline import promotion
+    from loopline.serving.router import no_production
+
+    name = params.serving.model_name
+    if promotion.open_registry(paths).production(name) is not None:
+        return None
+    if params.serving.allow_unpromoted:
+        return (
+            f"no version of {name!r} is in production: the Bento's own model answers, "
+            "as arm 'unpromoted'"
+        )
+    return f"{no_production(name)}; until then /predict answers 503"
+
+
 def bootstrap(params: Params, paths: Paths) -> dict[str, Any]:
     """First run: the built-in dataset if there is no data yet, the loop once, a champion."""
     from flows.lifecycle import lifecycle
@@ -258,6 +275,7 @@ def up(
             serving = start_serving(paths)
             services.append(serving)
         wait_ready(serving, "/readyz")
+        note = production_note(params, paths)
         customer = sample_customer(params, paths)
         keys = dev_keys(paths)
         services.append(start_deployments(paths))
@@ -281,6 +299,8 @@ def up(
             f"Keys for this machine (client and admin): {paths.state / 'auth' / 'dev-keys.json'}\n"
             "Ctrl-C stops everything this command started."
         )
+        if note:
+            typer.echo(f"\nNote: {note}")
         while not stop.is_set():
             for service in services:
                 # The simulator ends when its days are replayed; everything else must stay up.
@@ -403,6 +423,7 @@ def serve_forever(params: Params, paths: Paths, *, port: int, model_tag: str | N
     with running(service):
         wait_ready(service, "/readyz")
         typer.echo(f"serving at {service.url}; Ctrl-C stops it")
+        note = production_note(params, paths)
         if note:
             typer.echo(f"Note: {note}")
         with suppress(KeyboardInterrupt):

@@ -59,6 +59,21 @@ def promote_now(params: Any, paths: Any, version: str, reason: str) -> None:
     assert promotion.open_registry(paths).get(version).stage == "production"
 
 
+def ensure_production(params: Any, paths: Any, version: str, actor: str) -> str:
+    """The version in production, promoting ``version`` (no gates) when there is none.
+
+    The service answers no prediction while nothing is in production (a 503 naming the
+    promote command); modules testing serving itself promote the flows' model first.
+    """
+    registry = promotion.open_registry(paths)
+    production = registry.production(params.serving.model_name)
+    if production is not None:
+        return str(production.version)
+    reason = "serving tests need a production version"
+    registry.request_promotion(version, actor=actor, reason=reason, gate_results=[])
+    return version
+
+
 def known_customers(paths: Any, entity: str, count: int) -> list[int]:
     ids = pd.read_parquet(paths.ingested, columns=[entity])[entity].unique().tolist()
     return [int(i) for i in sorted(ids)[:count]]

@@ -11,6 +11,7 @@ import pytest
 
 from loopline import platform
 from loopline.serving.workers import NATIVE_THREAD_VARIABLES
+from tests.e2e.test_rollouts import ensure_production
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +22,11 @@ def keys(paths: Any) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def service(built: dict[str, Any], paths: Any, keys: dict[str, str]) -> Iterator[platform.Service]:
+def service(
+    built: dict[str, Any], params: Any, paths: Any, keys: dict[str, str]
+) -> Iterator[platform.Service]:
+    # Nothing answers without a production version (tests/e2e/test_unpromoted.py).
+    ensure_production(params, paths, built["package"]["model"], "test-serving")
     # No worker count given: the default (one per CPU) is what this module serves with.
     started = platform.start_serving(paths, platform.free_port(), built["package"]["model"])
     with platform.running(started):
@@ -47,12 +52,8 @@ def customers(paths: Any) -> list[int]:
 
 
 def serving_now(paths: Any, params: Any, built: dict[str, Any]) -> str:
-    """What should serve: the registry's production version (other tests promote), else
-    the model the server was started with."""
-    from loopline import promotion
-
-    production = promotion.open_registry(paths).production(params.serving.model_name)
-    return production.version if production else built["package"]["model"]
+    """What should serve: the registry's production version (other tests promote)."""
+    return ensure_production(params, paths, built["package"]["model"], "test-serving")
 
 
 def test_single_prediction(

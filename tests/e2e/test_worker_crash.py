@@ -27,7 +27,7 @@ import psutil
 import pytest
 
 from loopline import platform
-from tests.e2e.test_rollouts import known_customers
+from tests.e2e.test_rollouts import ensure_production, known_customers
 
 pytestmark = pytest.mark.e2e
 
@@ -71,7 +71,8 @@ class Kill:
 
 
 @pytest.fixture(scope="module")
-def serving(built: dict[str, Any], paths: Any) -> Iterator[platform.Service]:
+def serving(built: dict[str, Any], params: Any, paths: Any) -> Iterator[platform.Service]:
+    ensure_production(params, paths, built["package"]["model"], "test-worker-crash")
     service = platform.start_serving(
         paths, platform.free_port(), built["package"]["model"], workers=WORKERS
     )

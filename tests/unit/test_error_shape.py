@@ -24,6 +24,14 @@ RID = "0" * 32
         # Starlette: an unknown route
         (404, b"Not Found", "Not Found", "not_found"),
         (503, b"", "Service Unavailable", "overloaded"),
+        # the service's own code where one status has two meanings
+        (
+            503,
+            b'{"error":"no production version","code":"no_production"}',
+            "no production version",
+            "no_production",
+        ),
+        (503, b'{"error":"x","code":"anything else"}', "x", "overloaded"),
     ],
 )
 def test_every_body_becomes_one_shape(status: int, body: bytes, message: str, code: str) -> None:

@@ -219,6 +219,14 @@ def test_a_feature_with_mixed_types_in_one_flush_is_kept_as_text(tmp_path: Path)
     assert read_predictions(tmp_path)["plan"].tolist() == ["3", "basic"]
 
 
+def test_every_arm_the_router_names_is_logged(tmp_path: Path) -> None:
+    # "unpromoted": the Bento's own model, answering while nothing is in production.
+    with PredictionLog(tmp_path) as log:
+        for n, arm in enumerate(("champion", "challenger", "unpromoted")):
+            log_one(log, n, arm=arm)
+    assert sorted(read_predictions(tmp_path)["arm"]) == ["challenger", "champion", "unpromoted"]
+
+
 def test_bad_rows_are_refused_before_they_are_buffered(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path)
     feedback = FeedbackLog(tmp_path)

@@ -2,9 +2,11 @@
 
 The batcher hands this a list of requests (each a list of customer ids); it returns one
 :class:`Answer` per request, or an :class:`UnknownEntity` for a request naming a customer
-the online store has never seen. A bad request fails alone: its rows are left out of the
-model calls, and every other request's scores are what they would be served alone
-(scoring is row by row; only the draws of the canary split are random).
+the online store has never seen (or :class:`NotServing` for every request when the
+routing table has no model that may answer: nothing is in production). A bad request
+fails alone: its rows are left out of the model calls, and every other request's scores
+are what they would be served alone (scoring is row by row; only the draws of the canary
+split are random).
 
 Columns travel as Feast returns them, a dict of lists, not as DataFrames: building a
 frame per request cost more than the compiled model's whole prediction.
@@ -16,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from loopline.serving.router import Arm, ArmName, RoutingTable, choose_arm
+from loopline.serving.router import ArmName, RoutingTable, choose_arm
 
 Columns = dict[str, list[Any]]
 # Customer ids -> feature columns, one value per id in order (Feast's to_dict()).
@@ -29,6 +31,10 @@ class UnknownEntity(LookupError):
     def __init__(self, ids: list[int]) -> None:
         super().__init__(ids)
         self.ids = ids
+
+
+class NotServing(LookupError):
+    """No model may answer: nothing is in production and unpromoted serving is off."""
 
 
 @dataclass(frozen=True)
@@ -49,12 +55,16 @@ def answer_batch(
     stored: frozenset[str],
     requests: list[list[int]],
     draw: Callable[[], float],
-) -> list[Answer | UnknownEntity]:
+) -> list[Answer | UnknownEntity | NotServing]:
     """Every request's answer, reading and scoring the whole batch at once."""
+    default = table.default_arm
+    if default is None:  # the table changed after these requests were queued
+        return [NotServing() for _ in requests]
     flat = [i for ids in requests for i in ids]
     columns = {name: list(values) for name, values in read(flat).items()}
-    known = known_rows(columns, [c for c in table.champion.inputs if c in stored], len(flat))
-    results: list[Answer | UnknownEntity | None] = [None] * len(requests)
+    inputs = table.arm(default).inputs
+    known = known_rows(columns, [c for c in inputs if c in stored], len(flat))
+    results: list[Answer | UnknownEntity | NotServing | None] = [None] * len(requests)
     spans: list[tuple[int, int]] = []
     good: list[int] = []
     start = 0
@@ -78,7 +88,7 @@ def answer_batch(
             ids=flat[start:end],
             scores=[scores[r] for r in rows],
             arms=chosen,
-            versions=[_arm(table, a).version for a in chosen],
+            versions=[table.arm(a).version for a in chosen],
             features={name: values[start:end] for name, values in columns.items()},
             table=table,
         )
@@ -95,18 +105,11 @@ def known_rows(columns: Mapping[str, Sequence[Any]], stored: list[str], count: i
     return known
 
 
-def _arm(table: RoutingTable, name: ArmName) -> Arm:
-    arm = table.champion if name == "champion" else table.challenger
-    if arm is None:  # choose_arm never picks a challenger that is not loaded
-        raise RuntimeError("the routing table has no challenger")
-    return arm
-
-
 def _score(table: RoutingTable, columns: Columns, arms: dict[int, ArmName]) -> dict[int, float]:
     # Each arm scores its own rows in one call.
     scores: dict[int, float] = {}
     for name in sorted(set(arms.values())):
-        arm = _arm(table, name)
+        arm = table.arm(name)
         rows = [r for r, a in arms.items() if a == name]
         if len(rows) == len(next(iter(columns.values()), [])):
             part = arm.model.positive_proba(columns)

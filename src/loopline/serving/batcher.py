@@ -22,10 +22,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+Returned = TypeVar("Returned")
 # One result or one exception per item, in the order of the items.
 Work = Callable[[list[Item]], Sequence[Result | BaseException]]
 
@@ -84,7 +85,11 @@ class Batcher(Generic[Item, Result]):
         What the work keeps per thread (database connections, caches) is then made before
         the first request needs it.
         """
-        return self._executor.submit(self._work, items).result()
+        return self.call(self._work, items)
+
+    def call(self, function: Callable[..., Returned], *args: Any) -> Returned:
+        """Run ``function(*args)`` on the batcher's own thread and wait (see ``run_now``)."""
+        return self._executor.submit(function, *args).result()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -35,6 +35,9 @@ CODES = {
     500: "internal_error",
     503: "overloaded",
 }
+# Codes the service itself puts in a body where one status has two meanings: a 503 is
+# "overloaded" (retry soon) or "no_production" (nothing may answer until a promotion).
+SERVICE_CODES = frozenset({"no_production"})
 REQUEST_ID_HEADER = b"x-request-id"
 
 
@@ -63,9 +66,12 @@ def error_body(status: int, body: bytes, rid: str) -> dict[str, Any]:
     else:
         message = body.decode("utf-8", "replace").strip() or _reason(status)
         detail = []
+    code = CODES.get(status, "internal_error" if status >= 500 else "invalid_request")
+    if isinstance(parsed, dict) and parsed.get("code") in SERVICE_CODES:
+        code = parsed["code"]
     return {
         "error": message,
-        "code": CODES.get(status, "internal_error" if status >= 500 else "invalid_request"),
+        "code": code,
         "detail": detail,
         "request_id": rid,
     }

@@ -25,16 +25,20 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, get_args
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from loopline.serving.router import ArmName
 
 logger = logging.getLogger(__name__)
 
 PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
-ARMS = frozenset({"champion", "challenger"})
+# champion, challenger, and unpromoted: the Bento's own model, served while nothing is in
+# production under serving.allow_unpromoted (monitoring reads the production version's rows).
+ARMS = frozenset(get_args(ArmName))
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 PREDICTION_TYPES: dict[str, pa.DataType] = {
     "request_id": pa.string(),

@@ -37,13 +37,24 @@ class ModelCache:
             del self._arms[version]
 
 
-def read_table(registry: Any, model_name: str, cache: ModelCache, fallback: str) -> RoutingTable:
-    """The routing table the registry describes now (``fallback`` when nothing is in production)."""
+def read_table(
+    registry: Any, model_name: str, cache: ModelCache, unpromoted: str | None = None
+) -> RoutingTable:
+    """The routing table the registry describes now.
+
+    With nothing in production the table has no champion and no challenger; it holds
+    ``unpromoted`` (the Bento's own version, when ``serving.allow_unpromoted`` is on) or
+    nothing at all, and then the service refuses to predict until a version is promoted.
+    """
     counter = registry.change_counter(model_name)
     production = registry.production(model_name)
-    challenger = registry.challenger(model_name)
     policy = registry.policy(model_name)
-    champion = cache.arm(production.version if production else fallback)
+    if production is None:
+        candidate = cache.arm(unpromoted) if unpromoted is not None else None
+        cache.keep_only({candidate.version} if candidate else set())
+        return RoutingTable(None, None, policy.kind, policy.challenger_share, counter, candidate)
+    challenger = registry.challenger(model_name)
+    champion = cache.arm(production.version)
     contender = cache.arm(challenger.version) if challenger else None
     cache.keep_only({champion.version} | ({contender.version} if contender else set()))
     return RoutingTable(champion, contender, policy.kind, policy.challenger_share, counter)
@@ -57,12 +68,12 @@ class RegistryWatcher:
         registry: Any,
         model_name: str,
         cache: ModelCache,
-        fallback: str,
+        unpromoted: str | None,
         publish: Callable[[RoutingTable], None],
         interval: float = 0.5,
     ) -> None:
         self.registry, self.model_name, self.cache = registry, model_name, cache
-        self.fallback, self.publish, self.interval = fallback, publish, interval
+        self.unpromoted, self.publish, self.interval = unpromoted, publish, interval
         self.seen = -1
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -75,7 +86,7 @@ class RegistryWatcher:
             if counter == self.seen and not force:
                 return False
             started = time.perf_counter()
-            table = read_table(self.registry, self.model_name, self.cache, self.fallback)
+            table = read_table(self.registry, self.model_name, self.cache, self.unpromoted)
             self.publish(table)
             self.seen = table.counter
             log.info(
