@@ -145,7 +145,7 @@ def run(quick: bool) -> dict[str, Any]:
     params = load_params(REPO / "params.yaml")
     rule = rule_of(params)
     say("training the four models and scoring the live pool")
-    pool, truth = scored_pool(settings, dict(params.dataset.features))
+    pool, truth = scored_pool(settings, {c: f.kind for c, f in params.dataset.features.items()})
     say(f"true ROC AUC on {len(pool):,} live rows: {truth}")
     rows = []
     for scenario, (champion, challenger) in SCENARIOS.items():

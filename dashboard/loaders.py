@@ -996,7 +996,7 @@ def schema(raw_batch: str, params_file: str) -> pd.DataFrame:
         return pd.DataFrame(columns=["column", "type", "role"])
     dataset = params(params_file).dataset
     roles = {dataset.entity: "entity", dataset.timestamp: "timestamp", dataset.label: "label"}
-    roles |= {name: f"feature ({kind})" for name, kind in dataset.features.items()}
+    roles |= {name: f"feature ({spec.kind})" for name, spec in dataset.features.items()}
     roles |= {name: "personal data (dropped at ingestion)" for name in dataset.pii}
     arrow = pq.read_schema(batch)
     rows = [{"column": f.name, "type": str(f.type), "role": roles.get(f.name, "")} for f in arrow]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from loopline import cli_models
-from loopline.cli_errors import DEBUG_ENV, reported
+from loopline.cli_errors import DEBUG_ENV, quiet_library_deprecations, reported
 from loopline.cli_init import init
 from loopline.cli_keys import keys_app
 from loopline.cli_lineage import lineage
@@ -44,6 +44,8 @@ def main(
 
     if debug:
         os.environ[DEBUG_ENV] = "1"
+    else:
+        quiet_library_deprecations()
 
 
 STAGES = ("ingest", "validate", "features", "train", "evaluate", "package")
@@ -78,10 +80,12 @@ def data_generate(
 
     params, paths = _context()
     overrides = {k: v for k, v in {"customers": customers, "days": days}.items() if v is not None}
-    if overrides:
-        generator = params.built_in().model_validate(params.built_in().model_dump() | overrides)
-        params = params.model_copy(update={"generator": generator})
-    typer.echo(steps.generate_step(params, paths, out))
+    with reported():
+        built_in = params.built_in()
+        if overrides:
+            generator = built_in.model_validate(built_in.model_dump() | overrides)
+            params = params.model_copy(update={"generator": generator})
+        typer.echo(steps.generate_step(params, paths, out))
 
 
 def _checked_first(params: Params, paths: Paths, source: Path | None) -> None:
@@ -210,6 +214,8 @@ def simulate(
     from loopline.simulate import simulate as run_simulation
 
     params, paths = _context()
+    with reported():
+        params.built_in()
     stats = run_simulation(
         params,
         paths,

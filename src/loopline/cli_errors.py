@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from typing import Any, TextIO
 
 import typer
 
@@ -23,24 +25,52 @@ def debugging() -> bool:
     return os.environ.get(DEBUG_ENV) == "1"
 
 
-class _NoExpectedTracebacks(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and is_expected(record.exc_info[1]) and not debugging():
-            record.exc_info, record.exc_text = None, None
-        return True
+_installed = False
 
 
 def quiet_expected_tracebacks() -> None:
-    """Drop the traceback of a user's error from Prefect's console output."""
-    import prefect  # noqa: F401  (configures Prefect's logging, which this then amends)
+    """Drop the traceback of a user's error from what Prefect logs (its message stays).
 
-    quiet = _NoExpectedTracebacks()
-    # Flow and task run loggers have console handlers of their own.
-    names = ["", *(n for n in logging.root.manager.loggerDict if n.startswith("prefect"))]
-    for name in names:
-        for handler in logging.getLogger(name).handlers:
-            if not any(isinstance(f, _NoExpectedTracebacks) for f in handler.filters):
-                handler.addFilter(quiet)
+    At the making of each log record, not in a handler: Prefect configures its handlers
+    again when its engine starts, and a filter on the old ones would be lost.
+    """
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    make = logging.getLogRecordFactory()
+
+    def record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        made = make(*args, **kwargs)
+        if made.exc_info and is_expected(made.exc_info[1]) and not debugging():
+            made.exc_info, made.exc_text = None, None
+        return made
+
+    logging.setLogRecordFactory(record)
+
+
+def quiet_library_deprecations() -> None:
+    """Libraries' notes to their own developers (a deprecation inside BentoML, pathspec,
+    ibis...) are not the user's to act on: they are not shown (``--debug`` shows them).
+
+    At showing, not by a filter: Feast resets the deprecation filter when it is imported.
+    """
+    show = warnings.showwarning
+
+    def shown(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        deprecation = issubclass(category, DeprecationWarning | PendingDeprecationWarning)
+        if deprecation and "site-packages" in filename:
+            return
+        show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = shown
 
 
 def stop_temporary_prefect() -> None:
@@ -48,6 +78,10 @@ def stop_temporary_prefect() -> None:
 
     The run logs still queued for it are sent first: sent after, they fail, loudly.
     """
+    import sys
+
+    if "prefect.server.api.server" not in sys.modules:
+        return  # no flow ran, so no temporary server was started (and importing it is slow)
     from prefect.logging.handlers import APILogWorker
     from prefect.server.api.server import SubprocessASGIServer
 

@@ -91,3 +91,46 @@ def test_csv_round_trip(tmp_path: Path, batch: pd.DataFrame) -> None:
     batch.to_csv(path, index=False)
     checked = check_batch(read_batch(path), DATASET, path)
     assert len(checked) == len(batch)
+
+
+def test_arrival_stamps_every_row_with_one_instant(batch: pd.DataFrame) -> None:
+    from loopline.data.contract import stamp_arrival
+
+    arrival = DATASET.model_copy(update={"timestamp_source": "arrival"})
+    unstamped = batch.drop(columns=[DATASET.timestamp]).drop_duplicates(DATASET.entity)
+    stamped = stamp_arrival(unstamped, arrival, Path("new.csv"))
+    checked = check_batch(stamped, arrival, Path("new.csv"))
+    assert checked[DATASET.timestamp].nunique() == 1
+    assert checked[DATASET.timestamp].notna().all()
+
+
+def test_arrival_refuses_a_file_that_has_the_column(batch: pd.DataFrame) -> None:
+    from loopline.data.contract import stamp_arrival
+
+    arrival = DATASET.model_copy(update={"timestamp_source": "arrival"})
+    with pytest.raises(BatchRejected, match="timestamp_source is arrival"):
+        stamp_arrival(batch, arrival, Path("new.csv"))
+
+
+def test_old_generator_key_names_its_new_place(tmp_path: Path) -> None:
+    import yaml
+
+    from loopline.config import ConfigError
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
+    raw["generator"]["label_every_days"] = 7
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"label_sampling: \{every_days: 7\}"):
+        load_params(path)
+
+
+def test_recorded_snapshots_migrate_to_label_sampling() -> None:
+    from loopline.config import Params, migrate
+
+    raw = load_params(Path(__file__).resolve().parents[2] / "params.yaml").model_dump(mode="json")
+    raw["dataset"].pop("label_sampling")
+    raw["generator"]["label_every_days"] = 5
+    params = Params.model_validate(migrate(raw))
+    assert params.dataset.label_sampling != "all"
+    assert params.dataset.label_sampling.every_days == 5

@@ -216,7 +216,7 @@ def _summarise(failures: pd.DataFrame, dataset: DatasetParams) -> list[str]:
             what = "missing values"
             if column in dataset.features:
                 hint = "; to accept them, give it `missing: impute` (or allow) in params.yaml"
-        out.append(
-            f"column {column!r}: {what} ({len(group)} rows; e.g. {examples} at rows {rows}){hint}"
-        )
+        # A missing value has nothing to show but where it is.
+        shown = f"at rows {rows}" if what == "missing values" else f"e.g. {examples} at rows {rows}"
+        out.append(f"column {column!r}: {what} ({len(group)} rows; {shown}){hint}")
     return out
