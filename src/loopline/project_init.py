@@ -67,7 +67,7 @@ def plan(
     text = remove_block(text, "generator")
     text = set_key(text, "features", "service", f"{name}_v1")
     text = set_key(text, "promotion", "segment_column", json.dumps(proposal.segment_column))
-    text = re.sub(r"(?m)^  holdout_(days|fraction): .*$", f"  {holdout}", text, count=1)
+    text = re.sub(r"(?m)^  holdout_(days|fraction): .*$", lambda _: f"  {holdout}", text, count=1)
     params = _validated(text, params_file)
     return InitPlan(text, params, feature_definitions.render(params), notes)
 
@@ -169,8 +169,13 @@ def replace_block(text: str, section: str, block: str) -> str:
 
 
 def remove_block(text: str, section: str) -> str:
+    """Without the section, and the comment lines right above its header (they describe it)."""
     span = _block_span(text, section)
-    return text if span is None else text[: span[0]] + text[span[1] :]
+    if span is None:
+        return text
+    start, end = span
+    above = re.search(r"(?m)(?:^#.*\n)+\Z", text[:start])
+    return text[: above.start() if above else start] + text[end:]
 
 
 def set_key(text: str, section: str, key: str, value: str) -> str:
@@ -182,7 +187,8 @@ def set_key(text: str, section: str, key: str, value: str) -> str:
     block = text[start:end]
     line = re.compile(rf"(?m)^  {re.escape(key)}:.*$")
     if line.search(block):
-        block = line.sub(f"  {key}: {value}", block, count=1)
+        # A function, not a template: the value is written as it is (backslashes too).
+        block = line.sub(lambda _: f"  {key}: {value}", block, count=1)
     else:
         head, _, rest = block.partition("\n")
         block = f"{head}\n  {key}: {value}\n{rest}"

@@ -104,13 +104,6 @@ def test_remove_block() -> None:
     assert project_init.remove_block(TEXT, "generator") == TEXT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="remove_block cuts from the section's header line, so the section's leading "
-    "column-0 comments stay and now read as the next section's: remove_block(TEXT, "
-    "'training') leaves '# Leading comment of training,\\n# two lines.' right above "
-    "'# Leading comment of promotion.' (plan removes generator this way)",
-)
 def test_remove_block_takes_the_sections_leading_comments_with_it() -> None:
     out = project_init.remove_block(TEXT, "training")
     assert "Leading comment of training" not in out
@@ -141,13 +134,6 @@ def test_a_nested_key_of_the_same_name_is_not_set() -> None:
     assert yaml.safe_load(out)["dataset"]["plan"] == "numeric"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=r"set_key substitutes with re.sub, whose replacement string interprets backslashes: "
-    r"json.dumps('région') is the text 'r\u00e9gion' (in quotes) and raises re.error (bad "
-    r"escape \u); json.dumps('a\b') is 'a\\b' and is written with one backslash, which YAML "
-    r"reads as a backspace. plan() writes promotion.segment_column this way.",
-)
 @pytest.mark.parametrize("column", ["région", "a\\b"])
 def test_set_key_writes_any_json_value_as_it_is(column: str) -> None:
     out = project_init.set_key(TEXT, "promotion", "segment_column", json.dumps(column))
