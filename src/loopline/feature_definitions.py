@@ -66,6 +66,8 @@ def is_generated(text: str) -> bool:
 
 def _body(params: Params) -> str:
     dataset, name = params.dataset, params.dataset.name
+    # Variables have fixed names (a column named like a keyword or an import must not
+    # become one); the names Feast sees come from params.yaml.
     entity = _identifier(dataset.entity.removesuffix("_id")) or "entity"
     fields = "\n".join(
         f"        Field(name={column!r}, dtype={FEAST_TYPE[spec.kind]}),"
@@ -83,26 +85,26 @@ from feast.value_type import ValueType
 
 FEATURES = Path(__file__).resolve().parent.parent / "data" / "features"
 
-{entity} = Entity(name={entity!r}, join_keys=[{dataset.entity!r}], value_type=ValueType.INT64)
+entity = Entity(name={entity!r}, join_keys=[{dataset.entity!r}], value_type=ValueType.INT64)
 
-{name}_source = FileSource(
+source = FileSource(
     name="{name}_source",
     path=str(FEATURES / "{name}.parquet"),
     timestamp_field={dataset.timestamp!r},
 )
 
-{name}_view = FeatureView(
+view = FeatureView(
     name={name!r},
-    entities=[{entity}],
+    entities=[entity],
     ttl=timedelta(days={params.features.online_ttl_days}),
     schema=[
 {fields}
     ],
-    source={name}_source,
+    source=source,
     online=True,
 )
 
-{service} = FeatureService(name={service!r}, features=[{name}_view])
+service = FeatureService(name={service!r}, features=[view])
 '''
 
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore, FeatureView
 
 DEFINITIONS = "definitions.py"
+ENTITY_TIME = "event_timestamp"  # Feast's name for the time of an entity frame's row
 
 
 def load_definitions(paths: Paths) -> ModuleType:
@@ -181,10 +182,13 @@ def historical_features(
 ) -> pd.DataFrame:
     """Point-in-time correct features for each (entity, timestamp) row, in the input's order."""
     store = feature_store(paths)
+    # Feast finds the entity frame's time by this name (otherwise it guesses, and says so).
+    when = {dataset.timestamp: ENTITY_TIME}
     rows = entity_frame.reset_index(drop=True).assign(_row=lambda f: range(len(f)))
     joined = store.get_historical_features(
-        entity_df=rows, features=service(store, service_name)
+        entity_df=rows.rename(columns=when), features=service(store, service_name)
     ).to_df()
+    joined = joined.rename(columns={v: k for k, v in when.items()})
     # Feast does not keep entity_df order: restore it through the row id.
     return joined.sort_values("_row").drop(columns="_row").reset_index(drop=True)
 

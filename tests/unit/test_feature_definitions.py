@@ -111,13 +111,6 @@ def test_rendered_definitions_run_and_agree(params: Params, tmp_path: Path) -> N
     assert source.path == str(tmp_path / "data" / "features" / f"{params.dataset.name}.parquet")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(SyntaxError, TypeError),
-    reason="render names the entity's variable after dataset.entity minus '_id': 'global_id' "
-    "gives `global = Entity(...)`, a SyntaxError (so does any keyword); 'timedelta_id' rebinds "
-    "timedelta, so `ttl=timedelta(days=...)` raises TypeError: 'Entity' object is not callable",
-)
 @pytest.mark.parametrize("entity", ["global_id", "timedelta_id"])
 def test_an_entity_named_like_a_keyword_or_an_import_still_renders(
     entity: str, tmp_path: Path

@@ -88,14 +88,6 @@ def test_blank_numbers_are_missing_under_impute_and_allow(tmp_path: Path) -> Non
         assert frame["amount"].sum() == 4.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="contract._summarise drops every non-coerce failure of a column that has an "
-    "unreadable value, so the blank cells of amount ['1.5', ' ', '', '?'] under reject are "
-    "not reported: expected a 'missing values (2 rows; at rows [1, 2])' problem next to "
-    "\"values that cannot be read as 'float64' (1 rows; e.g. ['?'] at rows [3])\", got only "
-    "the latter",
-)
 def test_blank_cells_are_reported_next_to_an_unreadable_value(tmp_path: Path) -> None:
     path = csv(
         tmp_path,
@@ -193,13 +185,6 @@ def test_an_unknown_label_spelling_is_rejected_with_examples(tmp_path: Path) -> 
     assert "[2, 3]" in label[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after a label_values problem normalise leaves the label as its spellings, so the "
-    "schema's Int64 coercion adds \"column 'churned': values that cannot be read as 'Int64' "
-    "(4 rows; e.g. ['Yes', 'No', 'yes'] at rows [0, 1, 2])\": it calls the known spellings "
-    "unreadable. Expected the label_values problem alone.",
-)
 def test_an_unknown_label_spelling_is_the_only_label_problem(tmp_path: Path) -> None:
     path = csv(
         tmp_path,

@@ -149,7 +149,8 @@ def _map_label(series: pd.Series, dataset: DatasetParams) -> tuple[pd.Series, st
         return mapped.astype("Int64"), None
     examples = sorted(set(text[unknown].head(50)))[:3]
     rows = series.index[unknown].tolist()[:3]
-    return series, (
+    # The known spellings are mapped, the unknown left missing: they are reported here, once.
+    return mapped.where(~unknown, None).astype("Int64"), (
         f"column {dataset.label!r}: values not in dataset.label_values "
         f"{sorted(spellings)} ({int(unknown.sum())} rows; e.g. {examples} at rows {rows})"
     )
@@ -200,7 +201,8 @@ def _summarise(failures: pd.DataFrame, dataset: DatasetParams) -> list[str]:
         failures.loc[failures["check"].astype(str).str.startswith("coerce"), "column"]
     )
     for (column, check), group in failures.groupby(["column", "check"], dropna=False, sort=False):
-        if column in uncoercible and not str(check).startswith("coerce"):
+        # ...but its missing values are a problem of their own, to be fixed as well.
+        if column in uncoercible and not str(check).startswith(("coerce", "not_nullable")):
             continue
         hint = ""
         examples = group["failure_case"].astype(str).head(3).tolist()

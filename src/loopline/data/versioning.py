@@ -43,8 +43,12 @@ def ensure_repo(paths: Paths) -> None:
 
 def track(paths: Paths, target: Path) -> str:
     """``dvc add`` + ``dvc push`` one file; returns its content hash (the data version)."""
+    import logging
+
     from dvc.repo import Repo
 
+    # DVC's advice to `git add` the pointer is for its own command line; Loopline records it.
+    logging.getLogger("dvc.repo.scm_context").setLevel(logging.WARNING)
     with Repo(str(paths.project)) as repo:
         repo.add(str(target))
         # Name the .dvc file: a bare path is also looked up as a dvc.yaml stage and fails.
