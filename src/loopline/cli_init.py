@@ -29,8 +29,9 @@ def init(
     feature_repo/definitions.py so that `loopline run` trains on it."""
     from loopline import project_init
     from loopline.cli_errors import fail
-    from loopline.data.infer import propose, render_table
+    from loopline.data.infer import propose
     from loopline.data.sample import read_sample
+    from loopline.data.schema_table import render_table
     from loopline.errors import LooplineError
 
     paths = activate()

@@ -16,9 +16,9 @@ from loopline.data.infer import (
     ColumnGuess,
     Proposal,
     propose,
-    render_table,
 )
 from loopline.data.sample import Sample, TableError, read_sample
+from loopline.data.schema_table import render_table
 from loopline.errors import LooplineError
 from tests.own_data import public_style_table
 

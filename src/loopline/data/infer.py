@@ -5,6 +5,7 @@ role (entity, timestamp, label, feature, personal data, ignored), its kind, and 
 reason. Everything here is a guess from the first rows; the thresholds are named below
 so the rules can be read and changed in one place. Problems that would make every batch
 fail at ingestion (a text entity, a three-valued label) are errors now, not later.
+Label spellings are read in ``labels``; the table shown is drawn by ``schema_table``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from loopline.data import pii
+from loopline.data.labels import LabelMapping, fold, read_label  # LabelMapping: re-exported
 from loopline.data.pii import DATE_LIKE
 from loopline.data.sample import Sample, TableError
 
@@ -50,13 +52,6 @@ SEGMENT_MAX_LEVELS = 10
 SEGMENT_MIN_ROWS = 50
 EXAMPLE_CHARS = 20
 
-POSITIVE_LABELS = frozenset(
-    {"yes", "y", "true", "t", "1", "1.0", "churned", "churn", "left", "lost", "cancelled"}
-    | {"canceled", "positive", "pos"}
-)
-NEGATIVE_LABELS = frozenset(
-    {"no", "n", "false", "f", "0", "0.0", "active", "retained", "stayed", "negative", "neg"}
-)
 # Two-valued feature spellings read as booleans (0/1 integers stay categorical codes).
 _BOOLEAN_PAIRS = {frozenset(p) for p in (("yes", "no"), ("y", "n"), ("true", "false"), ("t", "f"))}
 
@@ -77,18 +72,6 @@ class ColumnGuess:
     reason: str
     missing_policy: Literal["reject", "impute", "allow"] | None
     strategy: Literal["median", "most_frequent", "constant"] | None
-
-
-@dataclass(frozen=True)
-class LabelMapping:
-    """The label's two raw spellings (``str`` of the cell as read) and the class each becomes."""
-
-    positive: str
-    negative: str
-
-    def values(self) -> dict[str, int]:
-        """The mapping from raw spelling to class."""
-        return {self.positive: 1, self.negative: 0}
 
 
 @dataclass(frozen=True)
@@ -156,7 +139,8 @@ def propose(
     _require_columns(sample, {"entity": entity, "label": label, "timestamp": timestamp})
     profiles = {str(name): _profile(str(name), sample.frame[name]) for name in sample.frame}
     given = {entity: _entity(source, profiles[entity])}
-    mapping, positives, given[label] = _label(source, profiles[label], positive)
+    mapping, positives, reason = read_label(source, profiles[label], positive)
+    given[label] = _given(profiles[label], "label", "boolean", reason)
     if timestamp is not None:
         given[timestamp] = _timestamp(source, profiles[timestamp])
     columns = tuple(given.get(name) or _guess(p) for name, p in profiles.items())
@@ -258,64 +242,6 @@ def _entity(source: Path, p: _Profile) -> ColumnGuess:
     return _given(p, "entity", "identifier", f"{p.distinct:,} ids in {p.rows:,} rows")
 
 
-def _label(
-    source: Path, p: _Profile, positive: str | None
-) -> tuple[LabelMapping | None, int, ColumnGuess]:
-    # Missing labels are allowed: those rows are unlabelled. Spellings are the cells' text
-    # as the contract compares them with dataset.label_values: stripped, 1.0 read as "1".
-    counts = p.counts.groupby(p.counts.index.map(_as_text)).sum().sort_values(ascending=False)
-    spellings = [str(s) for s in counts.index]
-    shown = ", ".join(repr(s) for s in spellings[:5])
-    if len(spellings) != 2:
-        have = f"{len(spellings)} distinct values ({shown})" if spellings else "no values"
-        if len(spellings) == 1:
-            have = f"only one value ({shown}) in the {p.rows:,} sampled rows"
-        raise TableError(source, f"label column {p.name!r} has {have}; it must have exactly two")
-    if positive is not None:
-        chosen = _matching(positive, spellings)
-        if chosen is None:
-            raise TableError(
-                source, f"--positive {positive!r} is not a value of label {p.name!r} ({shown})"
-            )
-    elif p.numbers is not None and _zero_one(p, p.numbers):
-        ones = int(p.counts[(p.numbers == 1).to_numpy()].sum())
-        return None, ones, _given(p, "label", "boolean", "label: already 0/1")
-    else:
-        chosen = _recognised_positive(*spellings)
-        if chosen is None:
-            raise TableError(
-                source,
-                f"label column {p.name!r} has values {shown}, not a recognised pair of "
-                "positive and negative spellings: pass --positive VALUE",
-            )
-    mapping = LabelMapping(chosen, next(s for s in spellings if s != chosen))
-    reason = f"label: {mapping.positive!r} -> 1, {mapping.negative!r} -> 0"
-    return mapping, int(counts[chosen]), _given(p, "label", "boolean", reason)
-
-
-def _matching(wanted: str, spellings: list[str]) -> str | None:
-    if wanted in spellings:
-        return wanted
-    folded = [s for s in spellings if _fold(s) == _fold(wanted)]
-    return folded[0] if len(folded) == 1 else None
-
-
-def _zero_one(p: _Profile, numbers: pd.Series) -> bool:
-    # Integers 0/1 (or their csv text "0"/"1") need no mapping; "1.0" text and bools do.
-    if not set(numbers) <= {0.0, 1.0}:
-        return False
-    return pd.api.types.is_numeric_dtype(p.dtype) or set(p.keys.map(str)) <= {"0", "1"}
-
-
-def _recognised_positive(a: str, b: str) -> str | None:
-    # Both spellings must be recognised, one of each side: a wrong guess would silently
-    # invert the model ("1"/"2" or "Yes"/"Unknown" need --positive).
-    for yes, no in ((a, b), (b, a)):
-        if _fold(yes) in POSITIVE_LABELS and _fold(no) in NEGATIVE_LABELS:
-            return yes
-    return None
-
-
 def _timestamp(source: Path, p: _Profile) -> ColumnGuess:
     # The contract rejects rows without a readable timestamp, so the sample must have none.
     if p.missing:
@@ -390,7 +316,7 @@ def _kind(p: _Profile) -> tuple[Kind, str, bool]:
     if p.number_share >= NEAR_NUMERIC_SHARE:
         stray = ", ".join(repr(_short(s)) for s in text[_parse_numbers(text).isna()].head(3))
         return "numeric", f"numbers except {stray}: mark those as missing values", False
-    if p.distinct == 2 and frozenset(_fold(s) for s in text) in _BOOLEAN_PAIRS:
+    if p.distinct == 2 and frozenset(fold(s) for s in text) in _BOOLEAN_PAIRS:
         return "boolean", f"two values: {'/'.join(sorted(text))}", True
     if _share(text, DATE_LIKE.match) >= TIMESTAMP_SHARE and _date_share(p) >= TIMESTAMP_SHARE:
         return "timestamp", dates, False
@@ -477,62 +403,3 @@ def _examples(p: _Profile, masked: bool = False) -> tuple[str, ...]:
 
 def _short(value: str) -> str:
     return value if len(value) <= EXAMPLE_CHARS else value[: EXAMPLE_CHARS - 1] + "…"
-
-
-def _as_text(value: object) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
-def _fold(value: str) -> str:
-    return value.strip().lower()
-
-
-def render_table(proposal: Proposal) -> str:
-    """The proposal as a fixed-width text table and a few lines about label and time."""
-    header = ("column", "role", "kind", "missing", "distinct", "examples", "reason")
-    rows = [_cells(c) for c in proposal.columns]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    right = {3, 4}  # counts line up on the right
-
-    def line(cells: Sequence[str]) -> str:
-        parts = [
-            cell.rjust(w) if i in right else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "  ".join(parts).rstrip()
-
-    out = [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows), ""]
-    out.append(_label_line(proposal))
-    out.append(
-        f"timestamp {proposal.timestamp!r}: each row's event time"
-        if proposal.timestamp
-        else "no timestamp column: each ingested file is stamped with its arrival time"
-    )
-    out.append(
-        f"segment column {proposal.segment_column!r}: per-segment checks split on it"
-        if proposal.segment_column
-        else f"no segment column: no categorical feature has 2-{SEGMENT_MAX_LEVELS} levels "
-        f"with at least {SEGMENT_MIN_ROWS} rows each"
-    )
-    if proposal.pii:
-        out.append(f"personal data (never copied past ingestion): {', '.join(proposal.pii)}")
-    if proposal.truncated:
-        out.append(f"sampled the first {proposal.rows:,} rows of a larger file")
-    return "\n".join(out) + "\n"
-
-
-def _cells(c: ColumnGuess) -> tuple[str, ...]:
-    counts = (f"{c.missing:,}", f"{c.distinct:,}")
-    return (c.name, c.role, c.kind, *counts, ", ".join(c.examples), c.reason)
-
-
-def _label_line(proposal: Proposal) -> str:
-    mapping = proposal.label_mapping
-    values = f"{mapping.positive!r} -> 1, {mapping.negative!r} -> 0" if mapping else "already 0/1"
-    counts = f"{proposal.positives:,} of {proposal.labelled:,} rows are 1"
-    unlabelled = proposal.rows - proposal.labelled
-    if unlabelled:
-        counts += f"; {unlabelled:,} rows unlabelled"
-    return f"label {proposal.label!r}: {values} ({counts})"
