@@ -35,23 +35,6 @@ NEGATIVE = ["no", "n", "false", "f", "0", "0.0", "active", "retained", "stayed",
 NEGATIVE += ["neg"]
 
 
-@pytest.fixture(scope="module")
-def table() -> pd.DataFrame:
-    return public_style_table()
-
-
-@pytest.fixture(scope="module")
-def own_csv(table: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("own") / "customers.csv"
-    table.to_csv(path, index=False)
-    return path
-
-
-@pytest.fixture(scope="module")
-def proposal(own_csv: Path) -> Proposal:
-    return propose(read_sample(own_csv), "customer_id", "churned", "signup_date")
-
-
 def column(proposal: Proposal, name: str) -> ColumnGuess:
     return next(c for c in proposal.columns if c.name == name)
 

@@ -16,7 +16,6 @@ from loopline import feature_definitions, project_init
 from loopline.config import load_params
 from loopline.data.infer import Proposal, propose
 from loopline.data.sample import read_sample
-from tests.own_data import public_style_table
 
 REPO_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 
@@ -163,23 +162,6 @@ def test_dataset_name(file: str, name: str) -> None:
 def test_dataset_name_is_always_a_valid_name(stem: str) -> None:
     name = project_init.dataset_name(Path(f"{stem}.csv"))
     assert re.fullmatch(r"[a-z][a-z0-9_]*", name), name
-
-
-@pytest.fixture(scope="module")
-def table() -> pd.DataFrame:
-    return public_style_table()
-
-
-@pytest.fixture(scope="module")
-def own_csv(table: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("own") / "customers.csv"
-    table.to_csv(path, index=False)
-    return path
-
-
-@pytest.fixture(scope="module")
-def proposal(own_csv: Path) -> Proposal:
-    return propose(read_sample(own_csv), "customer_id", "churned", "signup_date")
 
 
 def test_holdout_days_hold_the_last_fifth_of_labelled_rows(proposal: Proposal) -> None:

@@ -6,7 +6,6 @@ needs no code. Errors name the file, the column and the problem.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaError, SchemaErrors
 
 from loopline.config import DatasetParams
+from loopline.data.labels import cell_text
 from loopline.errors import LooplineError
 
 
@@ -118,7 +118,7 @@ def normalise(frame: pd.DataFrame, dataset: DatasetParams) -> tuple[pd.DataFrame
         if column in out and out[column].dtype == object:
             out[column] = out[column].map(lambda v: None if _is_na_text(v, na) else v)
     for column in dataset.categorical:
-        out[column] = out[column].map(_as_text).astype(object)
+        out[column] = out[column].map(cell_text).astype(object)
     # An accepted batch, read again, holds the mapped 0/1 already: numbers are not spellings.
     spelled = not pd.api.types.is_numeric_dtype(out[dataset.label])
     if dataset.label_values is not None and spelled:
@@ -132,17 +132,9 @@ def _is_na_text(value: object, na: set[str]) -> bool:
     return isinstance(value, str) and value.strip() in na
 
 
-def _as_text(value: object) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def _map_label(series: pd.Series, dataset: DatasetParams) -> tuple[pd.Series, str | None]:
     spellings = dataset.label_values or {}
-    text = series.map(_as_text)
+    text = series.map(cell_text)
     mapped = text.map(lambda v: None if v is None else spellings.get(v.strip(), -1))
     unknown = mapped.eq(-1)
     if not unknown.any():

@@ -8,6 +8,7 @@ yes/no. A label that is not exactly two-valued, or a pair that is not recognised
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -123,7 +124,18 @@ def _recognised_positive(a: str, b: str) -> str | None:
     return None
 
 
-def _as_text(value: object) -> str:
+def cell_text(value: object) -> str | None:
+    """A cell as the contract compares it: None when missing, 1.0 read as "1".
+
+    The contract's categories and label spellings use this too, so what init proposes is
+    what ingestion accepts.
+    """
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value).strip()
+    return str(value)
+
+
+def _as_text(value: object) -> str:
+    return (cell_text(value) or "").strip()
