@@ -10,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
 from flows.common import flow_run_id, retry_unless_expected, workspace
+from flows.runner import ConfiguredTaskRunner
 from loopline import runs, steps
 from loopline.monitoring.loop import NEW_DATA
 from loopline.openlineage import file_dataset, lineage_run
@@ -28,7 +29,7 @@ def prepare(root: str | None, run: str) -> dict[str, Any]:
     return steps.validate_step(params, paths)
 
 
-@flow(name="ingest")
+@flow(name="ingest", task_runner=ConfiguredTaskRunner())
 def ingest(
     source: str | None = None, root: str | None = None, run: str | None = None
 ) -> dict[str, Any]:

@@ -9,11 +9,12 @@ from prefect import flow
 from flows.common import workspace
 from flows.ingest import ingest
 from flows.package import package
+from flows.runner import ConfiguredTaskRunner
 from flows.train import train
 from loopline import locks
 
 
-@flow(name="lifecycle")
+@flow(name="lifecycle", task_runner=ConfiguredTaskRunner())
 def lifecycle(source: str | None = None, root: str | None = None) -> dict[str, Any]:
     """Ingest a batch, train on exactly that batch, and package the best model.
 

@@ -8,6 +8,7 @@ from typing import Any
 from prefect import flow, task
 
 from flows.common import flow_run_id, project, retry_unless_expected, workspace
+from flows.runner import ConfiguredTaskRunner
 from loopline import runs
 from loopline.monitoring import loop
 
@@ -26,7 +27,7 @@ def compact(root: str | None) -> list[str]:
     return loop.compact_logs(paths)
 
 
-@flow(name="monitor")
+@flow(name="monitor", task_runner=ConfiguredTaskRunner())
 def monitor(minutes: float | None = None, root: str | None = None) -> dict[str, Any]:
     """Drift, quality and live accuracy of the last window; emits events when the policy fires."""
     result = check_window(minutes, root)
@@ -34,7 +35,7 @@ def monitor(minutes: float | None = None, root: str | None = None) -> dict[str, 
     return result
 
 
-@flow(name="retrain")
+@flow(name="retrain", task_runner=ConfiguredTaskRunner())
 def retrain(
     reason: str = "scheduled retrain",
     actor: str = LOOP_ACTOR,
@@ -59,7 +60,7 @@ def retrain(
         return Cancelled(message=f"retrain refused: {refused}")
 
 
-@flow(name="review-rollout")
+@flow(name="review-rollout", task_runner=ConfiguredTaskRunner())
 def review_rollout(root: str | None = None) -> dict[str, Any]:
     """Promote a challenger that does at least as well live as the champion; else roll it back."""
     params, paths = project(root)

@@ -8,6 +8,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from flows.common import flow_run_id, project, retry_unless_expected, workspace
+from flows.runner import ConfiguredTaskRunner
 from loopline import runs, steps
 from loopline.openlineage import bento_dataset, file_dataset, lineage_run, model_dataset
 
@@ -19,7 +20,7 @@ def save_and_build(root: str | None, run: str) -> dict[str, Any]:
     return steps.package_step(params, paths, trained_by)
 
 
-@flow(name="package")
+@flow(name="package", task_runner=ConfiguredTaskRunner())
 def package(root: str | None = None, run: str | None = None) -> dict[str, Any]:
     """Store the model of run ``run`` (default: the last trained one) with its data hash,
     features, params, commit and run id, build its Bento, and publish it to the registry."""

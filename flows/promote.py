@@ -8,6 +8,7 @@ from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
 from flows.common import project
+from flows.runner import ConfiguredTaskRunner
 from loopline import promotion
 
 
@@ -23,7 +24,7 @@ def gate_and_promote(version: str, actor: str, reason: str, root: str | None) ->
     }
 
 
-@flow(name="promote")
+@flow(name="promote", task_runner=ConfiguredTaskRunner())
 def promote(version: str, actor: str, reason: str, root: str | None = None) -> dict[str, Any]:
     """Check every gate and move ``version`` to production (or to staging awaiting approval)."""
     result = gate_and_promote(version, actor, reason, root)
@@ -31,7 +32,7 @@ def promote(version: str, actor: str, reason: str, root: str | None = None) -> d
     return result
 
 
-@flow(name="approve")
+@flow(name="approve", task_runner=ConfiguredTaskRunner())
 def approve(version: str, actor: str, reason: str, root: str | None = None) -> dict[str, Any]:
     """Approve a gated version waiting in staging; it goes to production."""
     _, paths = project(root)
@@ -39,7 +40,7 @@ def approve(version: str, actor: str, reason: str, root: str | None = None) -> d
     return {"version": moved.version, "stage": moved.stage}
 
 
-@flow(name="rollback")
+@flow(name="rollback", task_runner=ConfiguredTaskRunner())
 def rollback(model_name: str, actor: str, reason: str, root: str | None = None) -> dict[str, Any]:
     """Put the previous production version back."""
     _, paths = project(root)

@@ -7,6 +7,7 @@ from typing import Any
 from prefect import flow, task
 
 from flows.common import project, retry_unless_expected
+from flows.runner import ConfiguredTaskRunner
 from loopline import scoring
 
 
@@ -16,7 +17,7 @@ def score_file(source: str, target: str | None, root: str | None) -> dict[str, A
     return scoring.score_file(params, paths, source, target)
 
 
-@flow(name="score-batch")
+@flow(name="score-batch", task_runner=ConfiguredTaskRunner())
 def score_batch(source: str, target: str | None = None, root: str | None = None) -> dict[str, Any]:
     """Score every entity id in ``source`` (csv or parquet) with the production model."""
     return score_file(source, target, root)

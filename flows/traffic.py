@@ -7,10 +7,11 @@ from typing import Any
 from prefect import flow
 
 from flows.common import project
+from flows.runner import ConfiguredTaskRunner
 from loopline import promotion
 
 
-@flow(name="traffic")
+@flow(name="traffic", task_runner=ConfiguredTaskRunner())
 def traffic(
     policy: str,
     actor: str,

@@ -6,15 +6,19 @@ copied at its start): another ingest or run meanwhile changes nothing it reads.
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import replace
 from typing import Any
 
-from prefect import flow, task
+from prefect import flow, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.common import flow_run_id, retry_unless_expected, workspace
+from flows.runner import ConfiguredTaskRunner
 from loopline import locks, runs, steps
 from loopline.openlineage import feature_sources, file_dataset, lineage_run
+from loopline.training import stages
 from loopline.training.card import model_card
 
 
@@ -34,9 +38,30 @@ def build_features(root: str | None, run: str) -> dict[str, Any]:
 
 
 @task
-def fit(root: str | None, run: str) -> dict[str, Any]:
+def training_set(root: str | None, run: str) -> dict[str, Any]:
     params, paths, _ = workspace(root, run, "train")
-    return steps.train_step(params, paths)
+    return stages.training_set_step(params, paths)
+
+
+# One task per candidate: they run in parallel on the configured task runner (a Dask
+# cluster's workers, given one) and a failed fit is retried alone.
+@task(
+    retries=1,
+    retry_delay_seconds=2,
+    retry_condition_fn=retry_unless_expected,
+    task_run_name="fit {candidate}",
+)
+def fit_candidate(root: str, run: str, candidate: str) -> dict[str, Any]:
+    params, paths, _ = workspace(root, run, "train")
+    # Where it ran, for the Prefect UI and the tests: a worker of the cluster, or this host.
+    where = {"host": socket.gethostname(), "pid": os.getpid()}
+    return stages.fit_candidate_step(params, paths, candidate) | where
+
+
+@task
+def select(root: str | None, run: str) -> dict[str, Any]:
+    params, paths, _ = workspace(root, run, "train")
+    return steps.selected_step(params, paths)
 
 
 @task
@@ -45,7 +70,7 @@ def evaluate(root: str | None, run: str) -> dict[str, Any]:
     return steps.evaluate_step(params, paths)
 
 
-@flow(name="train")
+@flow(name="train", task_runner=ConfiguredTaskRunner())
 def train(root: str | None = None, run: str | None = None) -> dict[str, Any]:
     """Fit every candidate, keep the best by ``training.metric``, and publish the model card.
 
@@ -61,7 +86,13 @@ def train(root: str | None = None, run: str | None = None) -> dict[str, Any]:
         sources = [*inputs, *feature_sources(paths)]
         with lineage_run(paths, "train", sources, [model], flow_run_id()):
             build_features(root, run)
-            candidates = fit(root, run)
+            prepared = training_set(root, run)
+            # Workers elsewhere find the project by its path, not by this process's cwd.
+            fits = fit_candidate.map(
+                unmapped(str(paths.project)), unmapped(run), prepared["candidates"]
+            )
+            fitted = fits.result()  # every candidate, or the first failure after its retries
+            candidates = select(root, run)
             evaluation = evaluate(root, run)
         steps.record_run(params, paths, candidates, evaluation, flow_run_id())
     runs.update(paths, status="trained", trained_by=flow_run_id())
@@ -71,7 +102,7 @@ def train(root: str | None = None, run: str | None = None) -> dict[str, Any]:
     create_markdown_artifact(
         key="model-card", markdown=model_card(candidates, evaluation), description="Model card"
     )
-    return {"candidates": candidates, "evaluation": evaluation, "run": run}
+    return {"candidates": candidates, "evaluation": evaluation, "run": run, "fitted": fitted}
 
 
 def _log(message: str) -> None:

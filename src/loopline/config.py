@@ -157,6 +157,9 @@ class TrainingParams(_Strict):
     # Candidates this close to the best metric are ranked by serving latency: "bootstrap_se"
     # (the holdout's standard error of the best metric) or a number >= 0 (0: metric alone).
     selection_tolerance: Literal["bootstrap_se"] | float = "bootstrap_se"
+    # More labelled rows than this: each of training and holdout is a stratified sample of
+    # this many (the holdout never below what keeps the metric's error under 0.005).
+    max_rows: int | None = Field(default=None, ge=1)
 
     @field_validator("selection_tolerance", mode="before")
     @classmethod

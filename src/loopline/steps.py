@@ -113,40 +113,28 @@ def load_online(params: Params, paths: Paths, frame: pd.DataFrame | None = None)
 def train_step(params: Params, paths: Paths, *, pinned: str | None = None) -> dict[str, Any]:
     """Point-in-time training set from the feature service; fit candidates; keep the best.
 
-    ``pinned`` names the candidate to keep instead of selecting one (a reproduction's).
+    ``pinned`` names the candidate to keep instead of selecting one (a reproduction's). The
+    train flow runs the same three stages, fitting the candidates as parallel tasks.
     """
-    import joblib
+    from loopline.training import stages
 
-    from loopline import features
-    from loopline.training.train import fit_candidates, holdout_split, select
+    prepared = stages.training_set_step(params, paths)
+    for name in prepared["candidates"]:
+        stages.fit_candidate_step(params, paths, name)
+    return selected_step(params, paths, pinned=pinned)
 
-    labels = pd.read_parquet(paths.labels)
-    frame = features.historical_features(paths, params.features.service, labels, params.dataset)
-    split = holdout_split(frame, params.dataset, params.training)
-    threshold = params.serving.threshold
-    results = fit_candidates(split, params.dataset, params.training, threshold)
-    y_hold = split.holdout[params.dataset.label].to_numpy()
-    selection = select(results, y_hold, params.training, threshold, pinned=pinned)
-    best = selection.selected
-    paths.artifacts.mkdir(parents=True, exist_ok=True)
-    joblib.dump(best.model, paths.artifacts / "model.joblib")
-    split.holdout.to_parquet(paths.artifacts / "holdout.parquet", index=False)
-    table = [r.row() for r in results]
+
+def selected_step(params: Params, paths: Paths, *, pinned: str | None = None) -> dict[str, Any]:
+    """The selection over the fitted candidates, recorded in ``artifacts/candidates.json``."""
+    from loopline.training import stages
+
+    chosen = stages.select_step(params, paths, pinned=pinned)
     summary = {
-        "selected": best.candidate.name,
-        "estimator": best.candidate.estimator,
-        "params": best.candidate.params,
-        "metric": params.training.metric,
+        **chosen,
         # Every labelled row of the data version, and how many label_sampling kept.
         "labelled_rows": _labelled_rows(params, paths),
         "label_sampling": params.dataset.describe_sampling(),
-        "sampled_rows": len(labels),
-        "train_rows": len(split.train),
-        "holdout_rows": len(split.holdout),
-        "cutoff": None if split.cutoff is None else split.cutoff.isoformat(),
         "holdout": _holdout_rule(params),
-        "candidates": table,
-        **selection.record(),
     }
     _write_json(paths.artifacts / "candidates.json", summary)
     return summary

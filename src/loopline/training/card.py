@@ -33,6 +33,7 @@ def model_card(candidates: dict[str, Any], evaluation: dict[str, Any]) -> str:
             f"{1 + LATENCY_TIE:g}x of the fastest tie, and the metric decides)."
         )
     holdout, baseline = evaluation["holdout"], evaluation["baseline"]
+    rate = evaluation["positive_rate"]
     return (
         f"""# Model card
 
@@ -41,7 +42,7 @@ def model_card(candidates: dict[str, Any], evaluation: dict[str, Any]) -> str:
 **Selection:** the best holdout `{metric}` is {candidates["best_metric"]:.4f}{spread};
 {rule}
 
-**Data:** {_data(candidates)} (holdout positive rate {evaluation["positive_rate"]}).
+**Data:** {_data(candidates)} (holdout positive rate {rate}).{_sample(candidates)}
 
 | metric | model | naive baseline |
 |---|---|---|
@@ -72,6 +73,23 @@ def _data(candidates: dict[str, Any]) -> str:
     return (
         f"{candidates['labelled_rows']:,} labelled rows; {candidates['label_sampling']}: "
         f"{candidates['sampled_rows']:,} used: {split}"
+    )
+
+
+def _sample(candidates: dict[str, Any]) -> str:
+    """The training-at-scale line: what ``training.max_rows`` cut, and the error it left."""
+    sample = candidates.get("sample")
+    if not sample:
+        return ""
+    se = candidates.get("best_metric_se")
+    measured = "" if se is None else f"; measured (bootstrap) {se:.4f}"
+    return (
+        f"\n\n**Trained on a sample** (`training.max_rows` = {sample['max_rows']:,}, stratified "
+        f"by {sample['stratified_by']}): {candidates['train_rows']:,} of "
+        f"{sample['train_rows_before']:,} training rows and {candidates['holdout_rows']:,} of "
+        f"{sample['holdout_rows_before']:,} holdout rows (never fewer than "
+        f"{sample['holdout_minimum']:,}). The holdout's {candidates['metric']} standard error "
+        f"is at most {sample['holdout_se_bound']:.4f} (bound){measured}."
     )
 
 

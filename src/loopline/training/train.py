@@ -145,29 +145,48 @@ def fit_candidates(
     split: Split, dataset: DatasetParams, training: TrainingParams, threshold: float
 ) -> list[CandidateResult]:
     """Fit each grid point on the training part, score it on the holdout, then time them all."""
+    results = [
+        fit_one(candidate, split, dataset, training, threshold)
+        for candidate in expand(training.candidates)
+    ]
+    time_candidates(results, split.holdout, dataset)
+    return results
+
+
+def fit_one(
+    candidate: Candidate,
+    split: Split,
+    dataset: DatasetParams,
+    training: TrainingParams,
+    threshold: float,
+) -> CandidateResult:
+    """One candidate fitted on the training part and scored on the holdout."""
     numeric, categorical = feature_columns(split.train, dataset)
     inputs = numeric + categorical
-    y_train = split.train[dataset.label].to_numpy()
-    y_hold = split.holdout[dataset.label].to_numpy()
-    results = []
-    for candidate in expand(training.candidates):
-        pipeline = build_pipeline(
-            candidate, numeric, categorical, training.seed, specs=dataset.features
-        )
-        started = time.perf_counter()
-        pipeline.fit(split.train[inputs], y_train)
-        elapsed = time.perf_counter() - started
-        score = pipeline.predict_proba(split.holdout[inputs])[:, 1]
-        metrics = classification_metrics(y_hold, score, threshold)
-        results.append(CandidateResult(candidate, metrics, elapsed, pipeline, holdout_score=score))
-        checkpoint("fit")
-    # All at once and interleaved, so machine noise does not favour one candidate.
-    holdout = split.holdout[inputs]
-    predicts = [serving_predict(r.model, holdout) for r in results]
-    timed = latency_p95_ms(predicts, holdout, as_columns=True)
+    specs = dataset.features
+    pipeline = build_pipeline(candidate, numeric, categorical, training.seed, specs=specs)
+    started = time.perf_counter()
+    pipeline.fit(split.train[inputs], split.train[dataset.label].to_numpy())
+    elapsed = time.perf_counter() - started
+    score = pipeline.predict_proba(split.holdout[inputs])[:, 1]
+    metrics = classification_metrics(split.holdout[dataset.label].to_numpy(), score, threshold)
+    checkpoint("fit")
+    return CandidateResult(candidate, metrics, elapsed, pipeline, holdout_score=score)
+
+
+def time_candidates(
+    results: list[CandidateResult], holdout: pd.DataFrame, dataset: DatasetParams
+) -> None:
+    """Each candidate's single-row p95 latency as it would serve, set on its result.
+
+    All at once and interleaved, in one process, so machine noise does not favour one.
+    """
+    numeric, categorical = feature_columns(holdout, dataset)
+    rows = holdout[numeric + categorical]
+    predicts = [serving_predict(r.model, rows) for r in results]
+    timed = latency_p95_ms(predicts, rows, as_columns=True)
     for result, p95 in zip(results, timed, strict=True):
         result.latency_p95_ms = p95
-    return results
 
 
 def serving_predict(pipeline: Pipeline | None, holdout: pd.DataFrame) -> Predict:
