@@ -144,6 +144,9 @@ class GeneratorParams(_Strict):
 class FeatureParams(_Strict):
     service: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     online_ttl_days: int = Field(ge=1)
+    # Where Feast keeps features (loopline.feast_profiles): local files, or shared servers
+    # named by environment variables. LOOPLINE_FEAST_STORE overrides it.
+    store: Literal["local", "postgres", "redis"] = "local"
 
 
 class TrainingParams(_Strict):

@@ -84,13 +84,22 @@ def feature_store(paths: Paths) -> FeatureStore:
 
     A run's workspace gets a store of its own (registry and online store in the workspace,
     the project's offline store settings): training there reads only the run's sources.
+    A shared profile (``features.store``) is checked to answer first (``feast_profiles``).
     """
     from feast import FeatureStore
 
+    from loopline import feast_profiles
+
+    profile = feast_profiles.selected(paths)
     if paths.workspace is not None:
-        return FeatureStore(repo_path=str(paths.feature_repo), fs_yaml_file=_run_config(paths))
-    paths.feast_dir.mkdir(parents=True, exist_ok=True)
-    return FeatureStore(repo_path=str(paths.feature_repo))
+        base = _run_config(paths)
+    else:
+        paths.feast_dir.mkdir(parents=True, exist_ok=True)
+        base = paths.feature_repo / "feature_store.yaml"
+    if profile.shared:
+        config = feast_profiles.repo_config(profile, base, paths)
+        return FeatureStore(repo_path=str(paths.feature_repo), config=config)
+    return FeatureStore(repo_path=str(paths.feature_repo), fs_yaml_file=base)
 
 
 def _run_config(paths: Paths) -> Path:
@@ -115,6 +124,10 @@ def _run_config(paths: Paths) -> Path:
 
 def write_sources(frame: pd.DataFrame, dataset: DatasetParams, paths: Paths) -> dict[str, int]:
     """Split an ingested batch into one parquet per feature view, as its source declares."""
+    from loopline import feast_profiles
+
+    # A shared store that does not answer fails the step before any source is rewritten.
+    feast_profiles.check(feast_profiles.selected(paths))
     written: dict[str, int] = {}
     keys = [dataset.entity, dataset.timestamp]
     for view in batch_views(paths):
@@ -152,9 +165,21 @@ def label_events(frame: pd.DataFrame, dataset: DatasetParams) -> pd.DataFrame:
 
 
 def apply(paths: Paths) -> list[str]:
-    """Register the definitions with the Feast registry; returns the names applied."""
+    """Register the definitions with the Feast registry; returns the names applied.
+
+    With the PostgreSQL profile the file sources are first loaded into tables and the views
+    registered with those (``feast_pg_sources``): its offline store reads nothing else.
+    """
+    from loopline import feast_profiles
+
     objects = feast_objects(paths)
-    feature_store(paths).apply(objects)
+    store = feature_store(paths)
+    profile = feast_profiles.selected(paths)
+    if profile.postgres is not None:
+        from loopline.feast_pg_sources import in_postgres
+
+        objects = in_postgres(objects, profile.postgres, profile.namespace)
+    store.apply(objects)
     return [obj.name for obj in objects]
 
 
