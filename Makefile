@@ -38,9 +38,11 @@ up: setup
 demo: setup
 	loopline demo --story
 
-# PostgreSQL (for the registry tests), Chromium (for the browser tests) and wrk (HTTP load).
+# PostgreSQL (registry and Feast profile tests), Redis (Feast's Redis profile), Chromium
+# (browser tests) and wrk (HTTP load).
 services:
 	bash scripts/ensure_postgres.sh
+	bash scripts/ensure_redis.sh
 	bash scripts/ensure_chromium.sh
 	bash scripts/ensure_wrk.sh
 
