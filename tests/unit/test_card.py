@@ -66,3 +66,29 @@ def test_an_entity_split_names_its_rule() -> None:
 def test_a_card_recorded_before_the_counts_still_renders() -> None:
     card = model_card(candidates(train_rows=10, holdout_rows=5, cutoff="2026-01-01"), EVALUATION)
     assert "10 training rows up to 2026-01-01, 5 holdout rows after" in card
+
+
+def test_a_sampled_training_set_says_so_with_its_error() -> None:
+    sample = {
+        "max_rows": 50_000,
+        "train_rows_before": 700_000,
+        "holdout_rows_before": 160_000,
+        "holdout_minimum": 40_660,
+        "holdout_se_bound": 0.00443,
+        "stratified_by": "label and week",
+    }
+    card = model_card(
+        candidates(train_rows=50_000, holdout_rows=50_000, cutoff=None, sample=sample),
+        EVALUATION,
+    )
+    assert "**Trained on a sample** (`training.max_rows` = 50,000" in card
+    assert "50,000 of 700,000 training rows and 50,000 of 160,000 holdout rows" in card
+    assert "never fewer than 40,660" in card
+    assert "at most 0.0044 (bound); measured (bootstrap) 0.0100" in card
+
+
+def test_an_unsampled_card_has_no_sample_line() -> None:
+    card = model_card(
+        candidates(train_rows=10, holdout_rows=5, cutoff=None, sample=None), EVALUATION
+    )
+    assert "Trained on a sample" not in card
