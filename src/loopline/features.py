@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -122,17 +123,26 @@ def _run_config(paths: Paths) -> Path:
     return target
 
 
-def write_sources(frame: pd.DataFrame, dataset: DatasetParams, paths: Paths) -> dict[str, int]:
-    """Split an ingested batch into one parquet per feature view, as its source declares."""
+def write_sources(
+    frame: pd.DataFrame | Path, dataset: DatasetParams, paths: Paths
+) -> dict[str, int]:
+    """Split an ingested batch into one parquet per feature view, as its source declares.
+
+    ``frame`` is the batch, or the Parquet file holding it: then each view's columns are
+    copied a row group at a time, never the whole batch at once.
+    """
+    import pyarrow.parquet as pq
+
     from loopline import feast_profiles
 
     # A shared store that does not answer fails the step before any source is rewritten.
     feast_profiles.check(feast_profiles.selected(paths))
     written: dict[str, int] = {}
     keys = [dataset.entity, dataset.timestamp]
+    names = list(frame.columns) if isinstance(frame, pd.DataFrame) else pq.read_schema(frame).names
     for view in batch_views(paths):
         columns = keys + [f.name for f in view.features]
-        missing = [c for c in columns if c not in frame.columns]
+        missing = [c for c in columns if c not in names]
         if missing:
             raise ValueError(
                 f"feature view {view.name!r} needs columns the dataset lacks: {missing}; "
@@ -142,9 +152,37 @@ def write_sources(frame: pd.DataFrame, dataset: DatasetParams, paths: Paths) -> 
         if not target.suffix:
             raise ValueError(f"feature view {view.name!r} has no file source to write")
         target.parent.mkdir(parents=True, exist_ok=True)
-        frame[columns].to_parquet(target, index=False)
-        written[view.name] = len(frame)
+        if isinstance(frame, pd.DataFrame):
+            frame[columns].to_parquet(target, index=False)
+            written[view.name] = len(frame)
+        else:
+            written[view.name] = _copy_columns(frame, columns, target)
     return written
+
+
+def _copy_columns(source: Path, columns: list[str], target: Path) -> int:
+    """``columns`` of a Parquet file into another, row group by row group: the file that
+    ``read_parquet(source)[columns].to_parquet(target, index=False)`` would write."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(source)
+    # pandas' description of the file, narrowed to these columns: they read back as they were.
+    described = dict(file.schema_arrow.metadata or {})
+    if b"pandas" in described:
+        pandas_meta = json.loads(described[b"pandas"])
+        pandas_meta["columns"] = [c for c in pandas_meta["columns"] if c["name"] in columns]
+        described[b"pandas"] = json.dumps(pandas_meta).encode()
+    partial = target.with_name(f".{target.name}.partial")
+    rows = 0
+    schema = pa.schema([file.schema_arrow.field(c) for c in columns], metadata=described)
+    with pq.ParquetWriter(partial, schema) as writer:
+        for group in range(file.num_row_groups):
+            table = file.read_row_group(group, columns=columns)
+            writer.write_table(table.replace_schema_metadata(described))
+            rows += table.num_rows
+    partial.replace(target)
+    return rows
 
 
 def label_events(frame: pd.DataFrame, dataset: DatasetParams) -> pd.DataFrame:

@@ -29,7 +29,7 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 def generate_step(params: Params, paths: Paths, target: Path | None = None) -> Path:
     """Write the built-in dataset where ``dataset.source`` points (or to ``target``)."""
-    from loopline.data.generate import Scenario, generate
+    from loopline.data.generate import Scenario, write
 
     g = params.built_in()
     scenario = Scenario(
@@ -42,7 +42,7 @@ def generate_step(params: Params, paths: Paths, target: Path | None = None) -> P
     )
     out = target or paths.project / params.dataset.source
     out.parent.mkdir(parents=True, exist_ok=True)
-    generate(scenario).to_parquet(out, index=False)
+    write(scenario, out)
     return out
 
 
@@ -58,8 +58,8 @@ def prepare_step(params: Params, paths: Paths) -> dict[str, Any]:
     """Re-check the accepted batch, drop PII and type the columns (DVC stage ``ingest``)."""
     from loopline.data.ingest import prepare
 
-    frame = prepare(params.dataset, paths)
-    return {"rows": len(frame), "path": str(paths.shown(paths.ingested))}
+    rows = prepare(params.dataset, paths)
+    return {"rows": rows, "path": str(paths.shown(paths.ingested))}
 
 
 def validate_step(params: Params, paths: Paths) -> dict[str, Any]:
@@ -81,9 +81,11 @@ def features_step(params: Params, paths: Paths, *, online: bool = True) -> dict[
 
     feature_definitions.sync(params, paths)
     feature_definitions.check(params, paths)
-    frame = pd.read_parquet(paths.ingested)
-    written = features.write_sources(frame, params.dataset, paths)
-    labels = features.label_events(frame, params.dataset)
+    # The sources are copied file to file; only the label events' columns are read here.
+    d = params.dataset
+    written = features.write_sources(paths.ingested, d, paths)
+    frame = pd.read_parquet(paths.ingested, columns=[d.entity, d.timestamp, d.label])
+    labels = features.label_events(frame, d)
     paths.labels.parent.mkdir(parents=True, exist_ok=True)
     labels.to_parquet(paths.labels, index=False)
     checkpoint("features")

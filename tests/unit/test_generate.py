@@ -1,9 +1,10 @@
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from loopline.data.generate import Scenario, generate
+from loopline.data.generate import Scenario, generate, write
 
 
 def scenario(**changes: object) -> Scenario:
@@ -74,3 +75,14 @@ def test_a_longer_world_keeps_the_shorter_ones_history() -> None:
     known = short["churned"].notna()
     assert known.any() and not known.all()
     assert (short["churned"][known] == prefix["churned"][known]).all()
+
+
+def test_written_in_row_groups_reads_back_as_generated(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    target = tmp_path / "churn.parquet"
+    rows = write(scenario(), target, rows_per_group=1000)
+    whole = generate(scenario())
+    assert rows == len(whole)
+    assert pq.ParquetFile(target).metadata.num_row_groups > 1
+    pd.testing.assert_frame_equal(pd.read_parquet(target), whole)

@@ -10,8 +10,10 @@ makes churn far more price sensitive: covariate and concept drift at once.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,6 +27,8 @@ FIRST_NAMES = np.array(
     ["Ada", "Ben", "Chen", "Dana", "Eli", "Fatima", "Goran", "Hana", "Ivo", "Jo"]
 )
 LAST_NAMES = np.array(["Smith", "Garcia", "Müller", "Dubois", "Patel", "Silva", "Kim", "Novak"])
+# Rows per Parquet row group of a written dataset: what readers then take at a time.
+ROWS_PER_GROUP = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,95 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def generate(scenario: Scenario) -> pd.DataFrame:
     """Daily snapshots with PII, features and the delayed churn label (nullable until known)."""
+    return pd.concat(list(snapshots(scenario)), ignore_index=True)
+
+
+def write(scenario: Scenario, target: Path, rows_per_group: int = ROWS_PER_GROUP) -> int:
+    """Write :func:`generate`'s rows to ``target`` as Parquet, a row group at a time.
+
+    The file reads back as the same frame; only days' simulated numbers are ever held in
+    memory whole, never the text columns of every row. Returns the number of rows.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = 0
+    partial = target.with_name(f".{target.name}.partial")
+    writer: pq.ParquetWriter | None = None
+    try:
+        for chunk in snapshots(scenario, rows_per_group):
+            table = pa.Table.from_pandas(chunk, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(partial, table.schema)
+            writer.write_table(table, row_group_size=len(chunk))
+            rows += len(chunk)
+    finally:
+        if writer is not None:
+            writer.close()
+    partial.replace(target)
+    return rows
+
+
+def snapshots(scenario: Scenario, rows_per_chunk: int | None = None) -> Iterator[pd.DataFrame]:
+    """The dataset in order of (event_timestamp, customer_id), in chunks of whole days of at
+    least ``rows_per_chunk`` rows (one chunk when None)."""
+    days = _simulate(scenario)
+    horizon = scenario.label_delay_days
+    start = pd.Timestamp(scenario.start_date, tz="UTC")
+    churn_day = days.churn_day
+    first = 0
+    while first < len(days.columns["day"]):
+        last, rows = first, 0
+        while last < len(days.columns["day"]) and (rows_per_chunk is None or rows < rows_per_chunk):
+            rows += days.columns["day"][last].size
+            last += 1
+        flat = {k: np.concatenate(v[first:last]) for k, v in days.columns.items()}
+        first = last
+        cust = flat.pop("customer_index")
+        snapshot_day = flat.pop("day")
+        churned = (churn_day[cust] > snapshot_day) & (churn_day[cust] <= snapshot_day + horizon)
+        known = snapshot_day + horizon < scenario.days
+        label = pd.array(np.where(known, churned.astype("int64"), 0), dtype="Int64")
+        label[~known] = pd.NA
+        c = days.customers
+        # A day's rows come in customer order already: day by day is the file's sort order.
+        yield pd.DataFrame(
+            {
+                "customer_id": (cust + 1).astype("int64"),
+                "event_timestamp": start + pd.to_timedelta(snapshot_day, unit="D"),
+                "name": np.char.add(np.char.add(FIRST_NAMES[cust % 10], " "), LAST_NAMES[cust % 8]),
+                "email": np.char.add(
+                    np.char.add("customer", (cust + 1).astype(str)), "@example.com"
+                ),
+                "plan": PLANS[c.plan[cust]],
+                "country": COUNTRIES[c.country[cust]],
+                "payment_method": PAYMENT_METHODS[c.payment[cust]],
+                "contract": CONTRACTS[c.annual[cust].astype(int)],
+                "discount_pct": c.discount[cust],
+                **flat,
+                "churned": label,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class _Customers:
+    plan: np.ndarray
+    country: np.ndarray
+    payment: np.ndarray
+    annual: np.ndarray
+    discount: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Days:
+    customers: _Customers
+    churn_day: np.ndarray
+    columns: dict[str, list[np.ndarray]]
+
+
+def _simulate(scenario: Scenario) -> _Days:
+    """Every day's numbers for the customers alive that day, and the day each one churns."""
     rng = np.random.default_rng(scenario.seed)
     n, days = scenario.customers, scenario.days
 
@@ -103,33 +196,7 @@ def generate(scenario: Scenario) -> pd.DataFrame:
         columns["days_since_last_login"].append(np.round(since_login[idx], 1))
         columns["tenure_months"].append(np.round(tenure[idx], 2))
         alive &= ~churns_today
-
-    flat = {k: np.concatenate(v) for k, v in columns.items()}
-    cust = flat.pop("customer_index")
-    snapshot_day = flat.pop("day")
-    horizon = scenario.label_delay_days
-    churned = (churn_day[cust] > snapshot_day) & (churn_day[cust] <= snapshot_day + horizon)
-    known = snapshot_day + horizon < days
-    label = pd.array(np.where(known, churned.astype("int64"), 0), dtype="Int64")
-    label[~known] = pd.NA
-
-    frame = pd.DataFrame(
-        {
-            "customer_id": (cust + 1).astype("int64"),
-            "event_timestamp": pd.Timestamp(scenario.start_date, tz="UTC")
-            + pd.to_timedelta(snapshot_day, unit="D"),
-            "name": np.char.add(np.char.add(FIRST_NAMES[cust % 10], " "), LAST_NAMES[cust % 8]),
-            "email": np.char.add(np.char.add("customer", (cust + 1).astype(str)), "@example.com"),
-            "plan": PLANS[plan[cust]],
-            "country": COUNTRIES[country[cust]],
-            "payment_method": PAYMENT_METHODS[payment[cust]],
-            "contract": CONTRACTS[annual[cust].astype(int)],
-            "discount_pct": discount[cust],
-            **flat,
-            "churned": label,
-        }
-    )
-    return frame.sort_values(["event_timestamp", "customer_id"], ignore_index=True)
+    return _Days(_Customers(plan, country, payment, annual, discount), churn_day, columns)
 
 
 _DAILY = (

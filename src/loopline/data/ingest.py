@@ -5,16 +5,25 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from loopline.config import DatasetParams
 from loopline.data import versioning
-from loopline.data.contract import BatchRejected, check_batch, read_batch, stamp_arrival
+from loopline.data.contract import (
+    BatchRejected,
+    check_batch,
+    check_batches,
+    read_batch,
+    read_batches,
+    stamp_arrival,
+)
 from loopline.settings import Paths
 
 
@@ -38,37 +47,153 @@ def accept_batch(source: Path, dataset: DatasetParams, paths: Paths) -> DataVers
     """
     from loopline import locks, runs
 
+    published = paths.published
+    # The checked batch is written where the run keeps it (or beside the current one) first:
+    # a rejection leaves no file behind and changes nothing.
+    kept = paths.raw_batch if paths.workspace is not None else published.raw_batch
+    checked = kept.with_name(f".{kept.name}.checked")
+    kept.parent.mkdir(parents=True, exist_ok=True)
     try:
-        checked = checked_batch(source, dataset)
+        facts = write_checked(source, dataset, checked)
     except BatchRejected as exc:
         record_rejection(paths, exc)
         raise
-    published = paths.published
     if paths.workspace is None:
-        data_hash = _make_current(published, lambda staged: checked.to_parquet(staged, index=False))
+        data_hash = _make_current(published, lambda staged: os.replace(checked, staged))
     else:
-        paths.raw_batch.parent.mkdir(parents=True, exist_ok=True)
-        checked.to_parquet(paths.raw_batch, index=False)
+        os.replace(checked, paths.raw_batch)
         with locks.publishing(published, run_id=paths.workspace.name):
             data_hash = _make_current(
                 published, lambda staged: shutil.copyfile(paths.raw_batch, staged)
             )
         runs.keep_version(paths, data_hash)
-    stamps = checked[dataset.timestamp]
     return DataVersion(
         path=str(published.raw_batch.relative_to(paths.project)),
         data_hash=data_hash,
-        rows=len(checked),
-        entities=int(checked[dataset.entity].nunique()),
-        start=stamps.min().isoformat(),
-        end=stamps.max().isoformat(),
+        rows=facts.rows,
+        entities=facts.entities,
+        start=facts.start,
+        end=facts.end,
     )
+
+
+@dataclass(frozen=True)
+class BatchFacts:
+    """What an accepted batch holds: rows, distinct entities, first and last timestamp."""
+
+    rows: int
+    entities: int
+    start: str
+    end: str
+
+
+def write_checked(source: Path, dataset: DatasetParams, target: Path) -> BatchFacts:
+    """Check ``source`` and write it, as accepted, to ``target``; a rejection writes nothing.
+
+    A Parquet batch is read, checked and written a piece at a time (``ROWS_PER_BATCH`` rows
+    of :mod:`loopline.data.contract`), so memory does not grow with the batch.
+    """
+    tally = _Tally(dataset)
+    write_frames(tally.through(checked_batches(source, dataset)), target, _arrow_schema(source))
+    return tally.facts()
+
+
+def check_file(source: Path, dataset: DatasetParams) -> BatchFacts:
+    """What :func:`write_checked` would accept, without writing it."""
+    tally = _Tally(dataset)
+    for _ in tally.through(checked_batches(source, dataset)):
+        pass
+    return tally.facts()
 
 
 def checked_batch(source: Path, dataset: DatasetParams) -> pd.DataFrame:
     """The batch as it would be accepted (stamped on arrival if so configured), or a rejection."""
     raw = read_batch(source, dataset)
     return check_batch(stamp_arrival(raw, dataset, source), dataset, source)
+
+
+def checked_batches(source: Path, dataset: DatasetParams) -> Iterator[pd.DataFrame]:
+    """:func:`checked_batch` in pieces; the rejection is raised after the last piece."""
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    raw = (stamp_arrival(f, dataset, source, now) for f in read_batches(source, dataset))
+    return check_batches(raw, dataset, source)
+
+
+def write_frames(
+    frames: Iterable[pd.DataFrame], target: Path, like: pa.Schema | None = None
+) -> int:
+    """Write pieces of one table as the row groups of one Parquet file, as ``to_parquet``
+    (``index=False``) writes the whole; ``target`` is replaced only when every piece is.
+
+    A column empty in the first piece takes its type from ``like`` (the source's schema), so
+    that later pieces fit the file. Returns the number of rows written.
+    """
+    import pyarrow.parquet as pq
+
+    partial = target.with_name(f".{target.name}.partial")
+    writer: pq.ParquetWriter | None = None
+    rows = 0
+    try:
+        for frame in frames:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(partial, _filled(table.schema, like))
+            if not table.schema.equals(writer.schema):
+                table = pa.Table.from_pandas(frame, schema=writer.schema, preserve_index=False)
+            writer.write_table(table, row_group_size=max(len(frame), 1))
+            rows += len(frame)
+        if writer is not None:
+            writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, target)
+    return rows
+
+
+def _filled(schema: pa.Schema, like: pa.Schema | None) -> pa.Schema:
+    if like is None:
+        return schema
+    for i, column in enumerate(schema):
+        if pa.types.is_null(column.type) and column.name in like.names:
+            schema = schema.set(i, column.with_type(like.field(column.name).type))
+    return schema
+
+
+def _arrow_schema(source: Path) -> pa.Schema | None:
+    if source.suffix not in (".parquet", ".pq"):
+        return None
+    import pyarrow.parquet as pq
+
+    return pq.read_schema(source)
+
+
+class _Tally:
+    """Rows, distinct entities and the time span of pieces passing through."""
+
+    def __init__(self, dataset: DatasetParams) -> None:
+        self.dataset = dataset
+        self.rows = 0
+        self.entities: list[np.ndarray] = []
+        self.start: pd.Timestamp | None = None
+        self.end: pd.Timestamp | None = None
+
+    def through(self, frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for frame in frames:
+            self.rows += len(frame)
+            self.entities.append(pd.unique(frame[self.dataset.entity]))
+            stamps = frame[self.dataset.timestamp]
+            first, last = stamps.min(), stamps.max()
+            self.start = first if self.start is None else min(self.start, first)
+            self.end = last if self.end is None else max(self.end, last)
+            yield frame
+
+    def facts(self) -> BatchFacts:
+        assert self.start is not None and self.end is not None
+        entities = len(pd.unique(np.concatenate(self.entities)))
+        return BatchFacts(self.rows, entities, self.start.isoformat(), self.end.isoformat())
 
 
 def _make_current(published: Paths, write: Callable[[Path], object]) -> str:
@@ -123,13 +248,16 @@ def current_version(dataset: DatasetParams, paths: Paths) -> DataVersion | None:
     )
 
 
-def prepare(dataset: DatasetParams, paths: Paths) -> pd.DataFrame:
-    """The accepted batch, re-checked, typed and without PII: what feature steps may read."""
-    frame = check_batch(pd.read_parquet(paths.raw_batch), dataset, paths.raw_batch)
-    frame = frame.drop(columns=[c for c in dataset.pii if c in frame.columns])
+def prepare(dataset: DatasetParams, paths: Paths) -> int:
+    """The accepted batch, re-checked, typed and without PII: what feature steps may read.
+
+    Written to ``paths.ingested`` a piece at a time; returns the number of rows.
+    """
+    source = paths.raw_batch
+    pieces = check_batches(read_batches(source, dataset), dataset, source)
+    kept = (f.drop(columns=[c for c in dataset.pii if c in f.columns]) for f in pieces)
     paths.ingested.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(paths.ingested, index=False)
-    return frame
+    return write_frames(kept, paths.ingested, _arrow_schema(source))
 
 
 def quality_summary(frame: pd.DataFrame, dataset: DatasetParams) -> dict[str, object]:
