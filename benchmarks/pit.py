@@ -1,10 +1,17 @@
 """Point-in-time retrieval: Feast's feature service against the same join written in DuckDB.
 
+Engines:
+
+``loopline`` the project's offline store (``loopline.feast_store.LooplineOfflineStore``,
+             ASOF joins) through ``features.historical_features``, i.e. Feast's own API
+``feast``    the same call with Feast's own ``duckdb`` offline store put in its place
+``duckdb``   the join hand-written as DuckDB ASOF joins (``asof_sql``): the baseline
+
 Subcommands, each run by ``run.py`` in its own process so peak memory is per join:
 
 ``prepare``  generate big feature sources, register the definitions, sample entity frames
-``join``     one timed join (``--engine feast|duckdb``) of one entity frame; saves its output
-``verify``   compare the two engines' outputs row by row
+``join``     one timed join (``--engine``) of one entity frame; saves its output
+``verify``   compare one engine's output with the hand-written join's, row by row
 
 The project copy for this part is separate from the demo's, so its sources are not
 overwritten while the serving benchmark reads the demo's.
@@ -24,6 +31,7 @@ WARMUP_ROWS = 1000
 # Entity timestamps fall up to this long after a sampled source row, so the join must find
 # the latest row at or before them rather than an exact match.
 JITTER_SECONDS = 3 * 24 * 3600
+ENGINES = ("loopline", "feast", "duckdb")
 
 
 def prepare(work: Path, customers: int, days: int, sizes: list[int], seed: int) -> dict[str, Any]:
@@ -126,9 +134,32 @@ def asof_sql(manifest: dict[str, Any]) -> str:
     )
 
 
+def _feast_duckdb_store(work: Path) -> Any:
+    """``features.feature_store`` with Feast's own duckdb offline store in place of the project's.
+
+    Everything else (registry, sources, definitions) is the project's, so the two engines
+    differ only in the offline store behind ``get_historical_features``.
+    """
+    import os
+
+    import yaml
+    from feast import FeatureStore
+
+    def store(paths: Any) -> Any:
+        config = yaml.safe_load(
+            os.path.expandvars((paths.feature_repo / "feature_store.yaml").read_text())
+        )
+        config["offline_store"] = {"type": "duckdb"}
+        target = work / "feature_store_feast_duckdb.yaml"
+        target.write_text(yaml.safe_dump(config, sort_keys=False))
+        return FeatureStore(repo_path=str(paths.feature_repo), fs_yaml_file=target)
+
+    return store
+
+
 def join(work: Path, engine: str, size: int) -> dict[str, Any]:
     manifest = json.loads((work / "manifest.json").read_text())
-    if engine == "feast":
+    if engine in ("feast", "loopline"):
         from loopline.settings import activate
 
         paths = activate()
@@ -138,11 +169,18 @@ def join(work: Path, engine: str, size: int) -> dict[str, Any]:
         from loopline.config import load_params
 
         dataset = load_params(paths.params_file).dataset
+        if engine == "feast":
+            features.feature_store = _feast_duckdb_store(work)  # type: ignore[assignment]
+        offline = features.feature_store(paths).config.offline_store.type
+        say(f"{engine}: offline store {offline}")
 
         def run(frame: pd.DataFrame) -> pd.DataFrame:
             return features.historical_features(paths, manifest["service"], frame, dataset)
 
+        parts = _time_feast_parts()
     else:
+        offline = "hand-written ASOF joins"
+        parts = {}
         import duckdb
         import numpy as np
         import pandas as pd
@@ -166,6 +204,7 @@ def join(work: Path, engine: str, size: int) -> dict[str, Any]:
     before = rss_mib()
     exact_peak = reset_peak_rss()
     say(f"{engine} join of {size} entity rows")
+    parts.update(dict.fromkeys(parts, 0.0))  # the warm-up's share is not the join's
     t = time.perf_counter()
     out = run(entities)
     seconds = time.perf_counter() - t
@@ -175,6 +214,7 @@ def join(work: Path, engine: str, size: int) -> dict[str, Any]:
     out.to_parquet(work / f"out_{engine}_{size}.parquet", index=False)
     return {
         "engine": engine,
+        "offline_store": offline,
         "rows": size,
         "seconds": seconds,
         "warmup_seconds": first_call,
@@ -182,34 +222,74 @@ def join(work: Path, engine: str, size: int) -> dict[str, Any]:
         "peak_rss_mib": peak,
         "peak_is_join_only": exact_peak,
         "columns": [c for c in out.columns],
+        # Through Feast: the offline store's query into Arrow, then Feast's on-demand views.
+        "parts_seconds": dict(parts),
     }
 
 
-def verify(work: Path, size: int) -> dict[str, Any]:
-    """Every row and feature of both outputs, in entity-frame order, must agree."""
+def _time_feast_parts() -> dict[str, float]:
+    """Seconds spent in the offline store's query and in Feast's on-demand transforms.
+
+    Both offline stores return Feast's ``IbisRetrievalJob``; ``to_df`` runs its query into
+    Arrow, then each on-demand view's ``transform_arrow``. Wrapping the two (timing only)
+    shows what the store costs apart from Feast's python-mode on-demand view.
+    """
+    from feast.infra.offline_stores.ibis import IbisRetrievalJob
+    from feast.on_demand_feature_view import OnDemandFeatureView
+
+    spent = {"query": 0.0, "on_demand": 0.0}
+
+    def timed(cls: Any, method: str, part: str) -> None:
+        original = getattr(cls, method)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[part] += time.perf_counter() - t
+
+        setattr(cls, method, wrapper)
+
+    timed(IbisRetrievalJob, "_to_arrow_internal", "query")
+    timed(OnDemandFeatureView, "transform_arrow", "on_demand")
+    return spent
+
+
+def verify(work: Path, size: int, engine: str = "feast") -> dict[str, Any]:
+    """Every row and feature of ``engine``'s output and the hand-written join's must agree.
+
+    Read one column at a time, so verifying 10M rows needs about one column of each in memory.
+    """
     import numpy as np
     import pandas as pd
+    import pyarrow.parquet as pq
 
     manifest = json.loads((work / "manifest.json").read_text())
-    feast = pd.read_parquet(work / f"out_feast_{size}.parquet")
-    duck = pd.read_parquet(work / f"out_duckdb_{size}.parquet")
-    keys = [manifest["entity"]]
-    names = [c for c in feast.columns if c not in (manifest["entity"], manifest["timestamp"])]
+    mine, duck = (pq.ParquetFile(work / f"out_{e}_{size}.parquet") for e in (engine, "duckdb"))
+    mine_columns, duck_columns = mine.schema_arrow.names, duck.schema_arrow.names
+
+    def column(file: pq.ParquetFile, name: str) -> Any:
+        return file.read(columns=[name]).column(0).to_pandas()
+
+    entity, ts = manifest["entity"], manifest["timestamp"]
+    names = [c for c in mine_columns if c not in (entity, ts)]
     result: dict[str, Any] = {
+        "engine": engine,
         "rows": size,
         "features": names,
-        "missing_in_duckdb": [c for c in names if c not in duck.columns],
-        "extra_in_duckdb": [
-            c for c in duck.columns if c not in feast.columns and c != manifest["timestamp"]
-        ],
+        "missing_in_duckdb": [c for c in names if c not in duck_columns],
+        "extra_in_duckdb": [c for c in duck_columns if c not in mine_columns and c != ts],
     }
-    same_keys = bool((feast[keys].to_numpy() == duck[keys].to_numpy()).all())
-    bad = np.zeros(len(feast), dtype=bool)
+    same_keys = bool((column(mine, entity).to_numpy() == column(duck, entity).to_numpy()).all())
+    bad = np.zeros(mine.metadata.num_rows, dtype=bool)
     per_column: dict[str, int] = {}
+    nulls = 0
     for name in names:
-        if name not in duck.columns:
+        if name not in duck_columns:
             continue
-        a, b = feast[name], duck[name]
+        a, b = column(mine, name), column(duck, name)
+        nulls += int(a.isna().sum())
         if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
             x, y = a.to_numpy(dtype="float64"), b.to_numpy(dtype="float64")
             differs = ~np.isclose(x, y, rtol=1e-9, atol=1e-12, equal_nan=True)
@@ -221,7 +301,7 @@ def verify(work: Path, size: int) -> dict[str, Any]:
         "same_entity_order": same_keys,
         "mismatched_rows": int(bad.sum()),
         "mismatches_by_column": {k: v for k, v in per_column.items() if v},
-        "null_values": int(feast[names].isna().sum().sum()),
+        "null_values": nulls,
         "agree": same_keys and not bad.any() and not result["missing_in_duckdb"],
     }
     return result
@@ -236,7 +316,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=120)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--size", type=int)
-    parser.add_argument("--engine", choices=("feast", "duckdb"))
+    parser.add_argument("--engine", choices=ENGINES)
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -245,7 +325,7 @@ def main() -> None:
     elif args.command == "join":
         result = join(args.work, args.engine, args.size)
     else:
-        result = verify(args.work, args.size)
+        result = verify(args.work, args.size, args.engine or "feast")
     write_result(args.out, result)
 
 
