@@ -13,7 +13,9 @@ One run measures, in order:
 5. drift detection quality against the generator's known truth, and the time of a
    1M-row x 20-column window, sampled and in full;
 6. dashboard page render times (cold and warm caches) on a seeded state;
-7. rollout verdicts' error rates over many simulated canary and shadow rollouts.
+7. rollout verdicts' error rates over many simulated canary and shadow rollouts;
+8. every pipeline stage at the default size, 1M and ~10M rows (``scale.py``): wall time and
+   peak RSS of each, and the whole ``loopline run`` at each size.
 
 Every measuring step runs in its own process against the copy (its own state folder,
 never the repository's ``.loopline/``); this process only orchestrates, watches machine
@@ -36,6 +38,8 @@ from demo_timeline import run_demo
 from machine import LoadMonitor, machine_info
 from project import REPO, make_project, run_script
 from report import render, render_pit
+from scale import run_sizes
+from scale_report import render_scale
 
 FULL: dict[str, Any] = {
     "calls": 1000,
@@ -59,7 +63,7 @@ QUICK: dict[str, Any] = {
     "dashboard_repeats": 2,
     "means_seconds": 3,
 }
-STEPS = 7
+STEPS = 8
 # Point-in-time sizes. Feast's own duckdb store needed 10.6 GiB at 1M entity rows and grows
 # with entity rows x snapshots per customer: 10M would not fit in this machine's 24 GiB, so
 # it is measured up to FEAST_MAX_ROWS only (the report says so instead of running it).
@@ -86,9 +90,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--only",
-        choices=("pit",),
-        help="only this step (pit: point-in-time retrieval); its report goes to the temp "
-        "folder unless --out names a file",
+        choices=("pit", "scale"),
+        help="only this step (pit: point-in-time retrieval; scale: every stage at 200k, 1M "
+        "and 10M rows); its report goes to the temp folder unless --out names a file",
     )
     args = parser.parse_args()
     if args.from_results:
@@ -99,6 +103,8 @@ def main() -> int:
     knobs = QUICK if args.quick else FULL
     if args.only == "pit":
         return _only_pit(args, knobs, sizes)
+    if args.only == "scale":
+        return _only_scale(args)
 
     started = time.perf_counter()
     monitor = LoadMonitor()
@@ -229,6 +235,50 @@ def _only_pit(args: argparse.Namespace, knobs: dict[str, Any], sizes: list[int])
     return 0
 
 
+def _only_scale(args: argparse.Namespace) -> int:
+    """``--only scale``: step 8 alone, with its own report."""
+    started = time.perf_counter()
+    monitor = LoadMonitor()
+    monitor.start()
+    root = Path(tempfile.mkdtemp(prefix="loopline-bench-scale-"))
+    say(f"working in {root} (logs in {root / 'logs'})")
+    results: dict[str, Any] = {"machine": machine_info(), "quick": args.quick}
+    ok = False
+    try:
+        _scale_step(args, root, monitor, results)
+        ok = True
+    finally:
+        monitor.stop()
+        if not ok or args.keep:
+            say(f"kept {root} for inspection")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    results["load"] = {
+        "phases": [vars(p) for p in monitor.phases if p.name != "end"],
+        "top_others": monitor.top_others(),
+    }
+    results["bench_seconds"] = time.perf_counter() - started
+    saved = Path(tempfile.gettempdir()) / "loopline-bench-scale-results.json"
+    saved.write_text(json.dumps(results, indent=2, default=str))
+    say(f"raw results in {saved}")
+    out = args.out
+    if out == REPO / "docs" / "benchmarks.md":
+        out = Path(tempfile.gettempdir()) / "loopline-bench-scale.md"
+    out.write_text(render_scale(results))
+    say(f"wrote {out} after {results['bench_seconds'] / 60:.1f} min")
+    return 0
+
+
+def _scale_step(
+    args: argparse.Namespace, root: Path, monitor: LoadMonitor, results: dict[str, Any]
+) -> None:
+    """Step 8: every stage by dataset size, one stage (and one 10M-row job) at a time."""
+    sizes = ["default"] if args.quick else ["default", "1M", "10M"]
+    monitor.mark("10M rows")
+    say(f"8/{STEPS} every stage at {', '.join(sizes)} rows, then the whole `loopline run`")
+    results["scale"] = run_sizes(sizes, root / "scale")
+
+
 def _pit_step(
     knobs: dict[str, Any],
     sizes: list[int],
@@ -313,6 +363,8 @@ def _other_steps(
     verdicts = ["--out", str(out), *(["--quick"] if args.quick else [])]
     run_script("rollout_verdicts.py", verdicts, drift_project, logs / "verdicts.log", 1800)
     results["verdicts"] = read_result(out)
+
+    _scale_step(args, root, monitor, results)
 
 
 if __name__ == "__main__":
