@@ -105,6 +105,16 @@ def _checked_first(params: Params, paths: Paths, source: Path | None) -> None:
     if done:
         typer.echo(done)
     feature_definitions.check(params, paths)
+    _runner_checked()
+
+
+def _runner_checked() -> None:
+    """The configured task runner means something and its scheduler answers, in seconds."""
+    from flows.runner import check_scheduler, chosen
+
+    spec, _ = chosen()
+    if "://" in spec:
+        check_scheduler(spec)
 
 
 NOTHING_CHANGED = "nothing changed: the last good data version stays current"
@@ -126,6 +136,7 @@ def train() -> None:
     """Build features and train the candidates (Prefect flow ``train``)."""
     _context()
     with reported():
+        _runner_checked()
         from flows.train import train as train_flow
 
         _print(train_flow()["evaluation"])
@@ -152,6 +163,29 @@ def run(source: Annotated[Path | None, typer.Argument()] = None) -> None:
 
         result = lifecycle(source=str(source.resolve()) if source else None)
     _print({"model": result["package"]["model"], "metrics": result["package"]["metrics"]})
+
+
+@app.command()
+def score(
+    source: Path,
+    target: Annotated[Path | None, typer.Option(help="where the scores go")] = None,
+    version: Annotated[str | None, typer.Option(help="a model version, not production")] = None,
+) -> None:
+    """Score the entity ids of a csv or parquet file, or of a folder of parquet partitions
+    (scored in parallel on a Dask task runner), with the production model (flow
+    ``score-batch``)."""
+    _context()
+    with reported():
+        _runner_checked()
+        from flows.score import score_batch
+
+        _print(
+            score_batch(
+                str(source.resolve()),
+                str(target.resolve()) if target else None,
+                version=version,
+            )
+        )
 
 
 @app.command()

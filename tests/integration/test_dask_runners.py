@@ -177,3 +177,28 @@ def test_an_unreachable_scheduler_is_named(
     monkeypatch.setenv("LOOPLINE_TASK_RUNNER", address)
     with pytest.raises(SchedulerUnreachable, match=address):
         train()
+
+
+def test_the_cli_names_an_unreachable_scheduler_before_any_flow(
+    built: dict[str, Any], project: Path
+) -> None:
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    current = (project / "data" / "raw" / "dataset.parquet.dvc").read_text()
+    env = {
+        **os.environ,
+        "LOOPLINE_PROJECT": str(project),
+        "LOOPLINE_TASK_RUNNER": address,
+    }
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("loopline")), "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=project,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1] == "nothing changed: the last good data version stays current"
+    assert f"the Dask scheduler at {address} does not answer" in lines[-2]
+    assert "Traceback" not in done.stderr and "Flow run" not in done.stderr + done.stdout
+    assert (project / "data" / "raw" / "dataset.parquet.dvc").read_text() == current
