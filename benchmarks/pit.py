@@ -2,10 +2,13 @@
 
 Engines:
 
-``loopline`` the project's offline store (``loopline.feast_store.LooplineOfflineStore``,
-             ASOF joins) through ``features.historical_features``, i.e. Feast's own API
-``feast``    the same call with Feast's own ``duckdb`` offline store put in its place
-``duckdb``   the join hand-written as DuckDB ASOF joins (``asof_sql``): the baseline
+``loopline``        the project's offline store (``loopline.feast_store.LooplineOfflineStore``,
+                    ASOF joins) through ``features.historical_features``, i.e. Feast's own API
+``loopline_views``  the same on a feature service of the batch views only: the store without
+                    Feast's python-mode on-demand view, which turns the whole result into
+                    Python lists (it needed more than 14 GiB at 10M rows)
+``feast``           ``loopline``'s call with Feast's own ``duckdb`` offline store in its place
+``duckdb``          the join hand-written as DuckDB ASOF joins (``asof_sql``): the baseline
 
 Subcommands, each run by ``run.py`` in its own process so peak memory is per join:
 
@@ -31,7 +34,7 @@ WARMUP_ROWS = 1000
 # Entity timestamps fall up to this long after a sampled source row, so the join must find
 # the latest row at or before them rather than an exact match.
 JITTER_SECONDS = 3 * 24 * 3600
-ENGINES = ("loopline", "feast", "duckdb")
+ENGINES = ("loopline", "loopline_views", "feast", "duckdb")
 
 
 def prepare(work: Path, customers: int, days: int, sizes: list[int], seed: int) -> dict[str, Any]:
@@ -63,6 +66,12 @@ def prepare(work: Path, customers: int, days: int, sizes: list[int], seed: int) 
     )
     features.write_sources(frame, dataset, paths)
     features.apply(paths)
+    from feast import FeatureService
+
+    # The service's batch views without its on-demand view (this copy's registry only).
+    views_service = f"{params.features.service}_views"
+    views_only = FeatureService(name=views_service, features=features.batch_views(paths))
+    features.feature_store(paths).apply([views_only])
     say(f"{len(frame)} source rows in {time.perf_counter() - started:.1f}s")
 
     views = features.batch_views(paths)
@@ -70,6 +79,7 @@ def prepare(work: Path, customers: int, days: int, sizes: list[int], seed: int) 
         "entity": dataset.entity,
         "timestamp": dataset.timestamp,
         "service": params.features.service,
+        "views_service": views_service,
         "source_rows": len(frame),
         "customers": int(frame[dataset.entity].nunique()),
         "days": days,
@@ -159,7 +169,7 @@ def _feast_duckdb_store(work: Path) -> Any:
 
 def join(work: Path, engine: str, size: int) -> dict[str, Any]:
     manifest = json.loads((work / "manifest.json").read_text())
-    if engine in ("feast", "loopline"):
+    if engine in ("feast", "loopline", "loopline_views"):
         from loopline.settings import activate
 
         paths = activate()
@@ -174,8 +184,10 @@ def join(work: Path, engine: str, size: int) -> dict[str, Any]:
         offline = features.feature_store(paths).config.offline_store.type
         say(f"{engine}: offline store {offline}")
 
+        service = manifest["views_service" if engine == "loopline_views" else "service"]
+
         def run(frame: pd.DataFrame) -> pd.DataFrame:
-            return features.historical_features(paths, manifest["service"], frame, dataset)
+            return features.historical_features(paths, service, frame, dataset)
 
         parts = _time_feast_parts()
     else:

@@ -8,8 +8,9 @@ One run measures, in order:
    BentoML's trivial endpoint and a bare FastAPI app doing the same per-request work, and
    one request of 1,000 customers; the online read (Feast's paths and Loopline's reader);
    and each means of serving speed turned on one at a time;
-4. point-in-time retrieval of 100k, 1M and 10M entity rows: Loopline's offline store and
-   Feast's own duckdb store (up to 1M rows) beside the join hand-written in DuckDB;
+4. point-in-time retrieval of 100k, 1M and 10M entity rows: Loopline's offline store (with
+   and without the on-demand view) and Feast's own duckdb store (up to 1M rows) beside the
+   join hand-written in DuckDB;
 5. drift detection quality against the generator's known truth, and the time of a
    1M-row x 20-column window, sampled and in full;
 6. dashboard page render times (cold and warm caches) on a seeded state;
@@ -70,6 +71,9 @@ STEPS = 8
 PIT_SIZES = [100_000, 1_000_000, 10_000_000]
 PIT_SIZES_QUICK = [10_000, 50_000]
 FEAST_MAX_ROWS = 1_000_000
+# Feast's python-mode on-demand view turns the whole result into Python lists (to_pydict):
+# at 10M rows that passed 14 GiB. Above this size only the batch views are retrieved.
+ON_DEMAND_MAX_ROWS = 1_000_000
 
 
 def main() -> int:
@@ -288,9 +292,10 @@ def _pit_step(
 ) -> None:
     """Step 4: point-in-time retrieval, each join in its own process, one at a time.
 
-    Per size: the hand-written ASOF join (the baseline), Loopline's offline store and, where
-    it fits in memory, Feast's own duckdb store; both stores' outputs are compared with the
-    baseline's row by row.
+    Per size: the hand-written ASOF join (the baseline), Loopline's offline store on the batch
+    views alone and, where they fit in memory, on the whole service (with Feast's on-demand
+    view) and Feast's own duckdb store; every output is compared with the baseline's row by
+    row.
     """
     logs = root / "logs"
     monitor.mark("point-in-time: prepare")
@@ -305,9 +310,11 @@ def _pit_step(
         "joins": [],
         "verify": [],
         "feast_max_rows": FEAST_MAX_ROWS,
+        "on_demand_max_rows": ON_DEMAND_MAX_ROWS,
     }
     for size in sizes:
-        engines = ["duckdb", "loopline"] + (["feast"] if size <= FEAST_MAX_ROWS else [])
+        engines = ["duckdb"] + (["loopline"] if size <= ON_DEMAND_MAX_ROWS else [])
+        engines += ["loopline_views"] + (["feast"] if size <= FEAST_MAX_ROWS else [])
         for engine in engines:
             monitor.mark(f"point-in-time: {engine} {size:,}")
             say(f"point-in-time: {engine}, {size:,} entity rows")

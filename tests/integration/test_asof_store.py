@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 START = pd.Timestamp("2026-01-01", tz="UTC")
 CUSTOMERS = 40  # ids 1..40 have history; the entity frames also ask for 41..45
@@ -361,11 +363,6 @@ def test_no_start_end_retrieval(stores: dict[str, Any]) -> None:
             start_date=START.to_pydatetime(),
             end_date=(START + pd.Timedelta(days=3)).to_pydatetime(),
         )
-
-
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 
 @pytest.fixture(scope="module")
