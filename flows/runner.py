@@ -133,9 +133,7 @@ class ConfiguredTaskRunner(TaskRunner[Any]):
     ) -> Any:
         return self._runner().submit(task, parameters, wait_for, dependencies)
 
-    def map(
-        self, task: Any, parameters: dict[str, Any], wait_for: Any = None
-    ) -> Any:
+    def map(self, task: Any, parameters: dict[str, Any], wait_for: Any = None) -> Any:
         return self._runner().map(task, parameters, wait_for)
 
     def __exit__(self, *exc: Any) -> None:
