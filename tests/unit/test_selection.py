@@ -136,6 +136,43 @@ def test_bootstrap_se_is_deterministic_for_a_seed() -> None:
     assert bootstrap_se("roc_auc", y, score, 0.5, seed=8) != first
 
 
+def test_resampled_auc_is_sklearns_on_every_resample() -> None:
+    # Ties (scores rounded to 2 places) and repeated draws are where a rank shortcut goes wrong.
+    from sklearn.metrics import roc_auc_score
+
+    from loopline.training.selection import _ResampledAuc
+
+    y, score = known_holdout(n=3000, seed=3)
+    score = np.round(score, 2)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    auc = _ResampledAuc(score, pos, neg)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        drawn_pos = pos[rng.integers(0, len(pos), len(pos))]
+        drawn_neg = neg[rng.integers(0, len(neg), len(neg))]
+        rows = np.concatenate([drawn_pos, drawn_neg])
+        expected = roc_auc_score(y[rows], score[rows])
+        assert auc.of(drawn_pos, drawn_neg) == pytest.approx(expected, abs=1e-12)
+
+
+def test_bootstrap_se_of_auc_matches_the_generic_path() -> None:
+    # The same draws through average precision's generic path and AUC's shortcut: the
+    # shortcut changes the speed, not the resamples (same seed, same standard error).
+    y, score = known_holdout(n=2000, seed=5)
+    fast = bootstrap_se("roc_auc", y, score, 0.5, seed=7, resamples=40)
+    generic = []
+    rng = np.random.default_rng(7)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    from sklearn.metrics import roc_auc_score
+
+    for _ in range(40):
+        rows = np.concatenate(
+            [pos[rng.integers(0, len(pos), len(pos))], neg[rng.integers(0, len(neg), len(neg))]]
+        )
+        generic.append(roc_auc_score(y[rows], score[rows]))
+    assert fast == pytest.approx(float(np.std(generic, ddof=1)), rel=1e-9)
+
+
 def test_bootstrap_se_has_the_textbook_magnitude() -> None:
     # Hanley-McNeil for AUC 0.76 on 400 positives and 3,600 negatives: about 0.013.
     y, score = known_holdout()

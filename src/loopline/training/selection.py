@@ -118,13 +118,40 @@ def bootstrap_se(
     if len(pos) == 0 or len(neg) == 0:
         raise ValueError("the holdout needs both label classes for a bootstrap standard error")
     rng = np.random.default_rng(seed)
+    auc = _ResampledAuc(np.asarray(score), pos, neg) if metric == "roc_auc" else None
     values = []
     for _ in range(resamples):
-        rows = np.concatenate(
-            [pos[rng.integers(0, len(pos), len(pos))], neg[rng.integers(0, len(neg), len(neg))]]
-        )
+        drawn_pos = pos[rng.integers(0, len(pos), len(pos))]
+        drawn_neg = neg[rng.integers(0, len(neg), len(neg))]
+        if auc is not None:
+            values.append(auc.of(drawn_pos, drawn_neg))
+            continue
+        rows = np.concatenate([drawn_pos, drawn_neg])
         values.append(metric_value(metric, y[rows], score[rows], threshold))
     return float(np.std(values, ddof=1))
+
+
+class _ResampledAuc:
+    """ROC AUC of resamples of one holdout, without sorting each resample.
+
+    The AUC is the Mann-Whitney statistic: the share of (positive, negative) pairs the score
+    orders correctly, ties counting half. Ranking the distinct scores once, a resample needs
+    only how often each distinct score was drawn per class: O(rows) instead of a sort, which
+    took 13 s of 200 resamples of a 200,000-row holdout. Equal to ``roc_auc_score`` on the
+    resample up to rounding.
+    """
+
+    def __init__(self, score: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> None:
+        _, rank = np.unique(score, return_inverse=True)
+        self.rank = rank.ravel()
+        self.levels = int(self.rank.max()) + 1 if len(self.rank) else 0
+
+    def of(self, drawn_pos: np.ndarray, drawn_neg: np.ndarray) -> float:
+        at_pos = np.bincount(self.rank[drawn_pos], minlength=self.levels).astype(np.float64)
+        at_neg = np.bincount(self.rank[drawn_neg], minlength=self.levels).astype(np.float64)
+        below = np.cumsum(at_neg) - at_neg
+        pairs = float(len(drawn_pos)) * float(len(drawn_neg))
+        return float(np.dot(at_pos, below + 0.5 * at_neg) / pairs)
 
 
 def latency_p95_ms(
