@@ -25,7 +25,8 @@ def accept(root: str | None, run: str, source: str | None) -> dict[str, Any]:
 @task
 def prepare(root: str | None, run: str) -> dict[str, Any]:
     params, paths, _ = workspace(root, run, "ingest")
-    steps.prepare_step(params, paths)
+    # The batch in this run's workspace is what accept wrote from the contract's check.
+    steps.prepare_step(params, paths, checked=True)
     return steps.validate_step(params, paths)
 
 

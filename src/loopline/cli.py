@@ -93,11 +93,11 @@ def _checked_first(params: Params, paths: Paths, source: Path | None) -> None:
     is refused in a second, not after Prefect has started and retried."""
     from loopline import feature_definitions
     from loopline.data.contract import BatchRejected
-    from loopline.data.ingest import check_file, record_rejection
+    from loopline.data.ingest import precheck, record_rejection
 
     batch = source or paths.project / params.dataset.source
     try:
-        check_file(batch, params.dataset)
+        precheck(batch, params.dataset)
     except BatchRejected as exc:
         record_rejection(paths, exc)
         raise

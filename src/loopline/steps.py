@@ -54,19 +54,21 @@ def accept_step(params: Params, paths: Paths, source: Path | None = None) -> dic
     return as_dict(accept_batch(batch, params.dataset, paths))
 
 
-def prepare_step(params: Params, paths: Paths) -> dict[str, Any]:
-    """Re-check the accepted batch, drop PII and type the columns (DVC stage ``ingest``)."""
+def prepare_step(params: Params, paths: Paths, *, checked: bool = False) -> dict[str, Any]:
+    """Re-check the accepted batch (unless this run's accept step just wrote it from its
+    check), drop PII and type the columns (DVC stage ``ingest``)."""
     from loopline.data.ingest import prepare
 
-    rows = prepare(params.dataset, paths)
+    rows = prepare(params.dataset, paths, checked=checked)
     return {"rows": rows, "path": str(paths.shown(paths.ingested))}
 
 
 def validate_step(params: Params, paths: Paths) -> dict[str, Any]:
     """The prepared batch's quality summary, kept as DVC metrics (DVC stage ``validate``)."""
-    from loopline.data.ingest import quality_summary
+    from loopline.data.contract import read_batches
+    from loopline.data.ingest import quality_summary_of
 
-    summary = quality_summary(pd.read_parquet(paths.ingested), params.dataset)
+    summary = quality_summary_of(read_batches(paths.ingested), params.dataset)
     _write_json(paths.artifacts / "validation.json", summary)
     return summary
 

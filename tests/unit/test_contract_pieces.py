@@ -110,3 +110,36 @@ def test_a_rejected_batch_writes_nothing(tmp_path: Path, batch: pd.DataFrame) ->
         write_checked(source, DATASET, target)
     assert target.read_bytes() == b"the last good batch"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["accepted.parquet", "batch.parquet"]
+
+
+def test_precheck_reads_the_first_piece_of_a_big_file(tmp_path: Path, batch: pd.DataFrame) -> None:
+    from loopline.data.ingest import precheck
+
+    # Numbers as text, as a csv export would have them, so that Parquet can hold a word too.
+    bad = batch.assign(monthly_charges=batch["monthly_charges"].astype(str))
+    late, early = len(batch) - 5, 7
+    source = tmp_path / "batch.parquet"
+    # A bad value after the first 100 rows: the pre-check of 100 rows does not see it (the
+    # ingest's full check does), a check of the whole file does.
+    bad.loc[late, "monthly_charges"] = "twelve"
+    bad.to_parquet(source, index=False)
+    precheck(source, DATASET, rows=100)
+    assert "at rows [" in message(lambda: precheck(source, DATASET, rows=len(batch)))
+    # One inside them is refused, saying how much was read.
+    bad.loc[early, "monthly_charges"] = "eleven"
+    bad.to_parquet(source, index=False)
+    found = message(lambda: precheck(source, DATASET, rows=100))
+    assert f"e.g. ['eleven'] at rows [{early}]" in found
+    assert f"found in the first 100 of its {len(batch):,} rows" in found
+    assert "twelve" not in found
+
+
+def test_quality_summary_in_pieces_is_the_whole_batchs(batch: pd.DataFrame) -> None:
+    from loopline.data.ingest import quality_summary, quality_summary_of
+
+    frame = check_batch(batch, DATASET, Path("b.parquet"))
+    frame.loc[[3, 200], "usage_hours"] = np.nan
+    whole = quality_summary(frame, DATASET)
+    assert quality_summary_of(pieces(frame, 4), DATASET) == whole
+    assert whole["missing_values"] == {"usage_hours": 2}
+    assert whole["entities"] == batch["customer_id"].nunique()

@@ -17,6 +17,7 @@ import pyarrow as pa
 from loopline.config import DatasetParams
 from loopline.data import versioning
 from loopline.data.contract import (
+    ROWS_PER_BATCH,
     BatchRejected,
     check_batch,
     check_batches,
@@ -104,6 +105,36 @@ def check_file(source: Path, dataset: DatasetParams) -> BatchFacts:
     for _ in tally.through(checked_batches(source, dataset)):
         pass
     return tally.facts()
+
+
+def precheck(source: Path, dataset: DatasetParams, rows: int = ROWS_PER_BATCH) -> None:
+    """The check made before any flow starts: the whole batch if it is at most ``rows`` rows,
+    else its first ``rows``, so a 10M-row batch is not checked twice (ingest checks it all).
+
+    A problem in those rows is a problem of the batch: the rejection says how much was read.
+    """
+    import itertools
+
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    pieces = read_batches(source, dataset, rows)
+    raw = (stamp_arrival(f, dataset, source, now) for f in itertools.islice(pieces, 1))
+    try:
+        for _ in check_batches(raw, dataset, source):
+            pass
+    except BatchRejected as exc:
+        total = _parquet_rows(source)
+        if total is None or total <= rows:
+            raise
+        seen = f"found in the first {rows:,} of its {total:,} rows (the rest is checked on ingest)"
+        raise BatchRejected(source, [*exc.problems, seen]) from None
+
+
+def _parquet_rows(source: Path) -> int | None:
+    import pyarrow.parquet as pq
+
+    if source.suffix not in (".parquet", ".pq"):
+        return None
+    return int(pq.ParquetFile(source).metadata.num_rows)
 
 
 def checked_batch(source: Path, dataset: DatasetParams) -> pd.DataFrame:
@@ -248,13 +279,18 @@ def current_version(dataset: DatasetParams, paths: Paths) -> DataVersion | None:
     )
 
 
-def prepare(dataset: DatasetParams, paths: Paths) -> int:
+def prepare(dataset: DatasetParams, paths: Paths, *, checked: bool = False) -> int:
     """The accepted batch, re-checked, typed and without PII: what feature steps may read.
 
-    Written to ``paths.ingested`` a piece at a time; returns the number of rows.
+    ``checked``: the run's own accept step has just written ``paths.raw_batch`` from the
+    contract check's output (typed already), so it is not checked again; DVC's ``ingest``
+    stage, which may find any file there, always checks. Written to ``paths.ingested`` a
+    piece at a time; returns the number of rows.
     """
     source = paths.raw_batch
-    pieces = check_batches(read_batches(source, dataset), dataset, source)
+    pieces = read_batches(source, dataset)
+    if not checked:
+        pieces = check_batches(pieces, dataset, source)
     kept = (f.drop(columns=[c for c in dataset.pii if c in f.columns]) for f in pieces)
     paths.ingested.parent.mkdir(parents=True, exist_ok=True)
     return write_frames(kept, paths.ingested, _arrow_schema(source))
@@ -262,17 +298,36 @@ def prepare(dataset: DatasetParams, paths: Paths) -> int:
 
 def quality_summary(frame: pd.DataFrame, dataset: DatasetParams) -> dict[str, object]:
     """Row counts, label rate, missing values and time range: DVC metrics for the batch."""
-    labelled = frame[dataset.label].notna()
+    return quality_summary_of([frame], dataset)
+
+
+def quality_summary_of(frames: Iterable[pd.DataFrame], dataset: DatasetParams) -> dict[str, object]:
+    """:func:`quality_summary` of a batch given in pieces (a 10M-row file a piece at a time)."""
+    features = list(dataset.features)
+    rows = labelled = 0
+    positives = 0.0
+    missing = pd.Series(0, index=features, dtype="int64")
+    entities: list[np.ndarray] = []
+    start = end = None
+    for frame in frames:
+        label = frame[dataset.label]
+        rows += len(frame)
+        labelled += int(label.notna().sum())
+        positives += float(label.sum())
+        missing = missing.add(frame[features].isna().sum(), fill_value=0)
+        entities.append(pd.unique(frame[dataset.entity].to_numpy()))
+        times = frame[dataset.timestamp]
+        start = times.min() if start is None else min(start, times.min())
+        end = times.max() if end is None else max(end, times.max())
+    assert start is not None and end is not None, "a batch has at least one row"
     return {
-        "rows": len(frame),
-        "entities": int(frame[dataset.entity].nunique()),
-        "labelled_rows": int(labelled.sum()),
-        "label_rate": round(float(frame.loc[labelled, dataset.label].mean()), 4),
-        "missing_values": {
-            c: int(n) for c, n in frame[list(dataset.features)].isna().sum().items() if n
-        },
-        "start": frame[dataset.timestamp].min().isoformat(),
-        "end": frame[dataset.timestamp].max().isoformat(),
+        "rows": rows,
+        "entities": len(pd.unique(np.concatenate(entities))),
+        "labelled_rows": labelled,
+        "label_rate": round(positives / labelled, 4) if labelled else float("nan"),
+        "missing_values": {c: int(n) for c, n in missing.items() if n},
+        "start": start.isoformat(),
+        "end": end.isoformat(),
     }
 
 
