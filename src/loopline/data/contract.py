@@ -188,11 +188,15 @@ class _UnknownLabels:
 def _normalised(frame: pd.DataFrame, dataset: DatasetParams) -> tuple[pd.DataFrame, _UnknownLabels]:
     na = {v.strip() for v in dataset.na_values} | {""}
     out = frame.copy()
+    # Whether a column holds only text is judged once: over 1M cells it is what costs.
+    text_only: dict[str, bool] = {}
     for column in [dataset.label, *dataset.features, *dataset.pii]:
         if column in out and out[column].dtype == object:
-            out[column] = _without_na_text(out[column], na)
+            text_only[column] = _only_text(out[column])
+            out[column] = _without_na_text(out[column], na, text_only[column])
     for column in dataset.categorical:
-        out[column] = _as_cell_text(out[column])
+        only = text_only[column] if column in text_only else _only_text(out[column])
+        out[column] = _as_cell_text(out[column], only)
     # An accepted batch, read again, holds the mapped 0/1 already: numbers are not spellings.
     unknown = _UnknownLabels()
     spelled = not pd.api.types.is_numeric_dtype(out[dataset.label])
@@ -210,8 +214,8 @@ def _only_text(series: pd.Series) -> bool:
     return all(v is None or isinstance(v, float) for v in absent.drop_duplicates())
 
 
-def _without_na_text(series: pd.Series, na: set[str]) -> pd.Series:
-    if not _only_text(series):
+def _without_na_text(series: pd.Series, na: set[str], text_only: bool) -> pd.Series:
+    if not text_only:
         return series.map(lambda v: None if _is_na_text(v, na) else v)
     # Judged once per distinct text, not once per cell.
     texts = pd.unique(series[series.notna()])
@@ -219,8 +223,8 @@ def _without_na_text(series: pd.Series, na: set[str]) -> pd.Series:
     return series.where(~series.isin(missing), None) if missing else series
 
 
-def _as_cell_text(series: pd.Series) -> pd.Series:
-    if not _only_text(series):
+def _as_cell_text(series: pd.Series, text_only: bool) -> pd.Series:
+    if not text_only:
         return series.map(cell_text).astype(object)
     return series.where(series.notna(), None).astype(object)
 
