@@ -5,8 +5,10 @@ Subcommands, each run in its own process against a scratch copy of the project:
 ``prepare``  generate and ingest the built-in data (the default params.yaml)
 ``fit``      one train flow with ``LOOPLINE_TASK_RUNNER`` as given; saves its outcome
 
-``run.py`` compares the outcomes: the same candidates and metrics (same seed) are required
-before a speed-up is reported.
+:func:`compare` (called by ``run.py``'s scale step) prepares one project of
+:data:`SHAPE` customers x days, then fits its candidates once per runner of
+:data:`RUNNERS`, each in its own process, and compares the outcomes: the same selection and
+metrics (same seed) are required before a speed-up is reported.
 """
 
 from __future__ import annotations
@@ -21,6 +23,47 @@ from typing import Any
 from benchutil import peak_rss_mib, say, write_result
 
 VARYING = ("fit_seconds", "latency_p95_ms")
+# 20,000 customers x 120 days: about 2M snapshot rows, 170,000 training rows: fits that take
+# long enough for a cluster's start-up not to decide the comparison.
+SHAPE = (20_000, 120)
+# (label, LOOPLINE_TASK_RUNNER, LOOPLINE_TASK_WORKERS): one candidate at a time (how the
+# candidates were fitted before they were mapped), threads, and two Dask worker processes.
+RUNNERS = (
+    ("one at a time", "threads", 1),
+    ("threads", "threads", 2),
+    ("Dask, 2 local workers", "dask", 2),
+)
+
+
+def compare(root: Path) -> dict[str, Any]:
+    """Every runner of :data:`RUNNERS` on one prepared project; outcomes compared."""
+    import re
+
+    from benchutil import read_result
+    from project import make_project, run_script
+
+    project = make_project(root / "candidates")
+    params = project / "params.yaml"
+    text = re.sub(r"(?m)^(  customers:) \d+", rf"\1 {SHAPE[0]}", params.read_text(), count=1)
+    params.write_text(re.sub(r"(?m)^(  days:) \d+", rf"\1 {SHAPE[1]}", text, count=1))
+    log = root / "logs" / "candidates.log"
+    say(f"candidates: preparing {SHAPE[0]:,} customers x {SHAPE[1]} days")
+    prepared = ["prepare", "--out", str(root / "cand-prep.json")]
+    run_script("candidates.py", prepared, project, log, 1800)
+    runs = []
+    for label, runner, workers in RUNNERS:
+        out = root / f"cand-{runner}-{workers}.json"
+        say(f"candidates: {label}")
+        args = ["fit", "--runner", runner, "--workers", str(workers), "--out", str(out)]
+        run_script("candidates.py", args, project, log, 1800)
+        runs.append(read_result(out) | {"label": label})
+    first = runs[0]["outcome"]
+    return {
+        "shape": SHAPE,
+        "prepare": read_result(root / "cand-prep.json"),
+        "runs": runs,
+        "same_outcome": all(r["outcome"] == first for r in runs),
+    }
 
 
 def prepare() -> dict[str, Any]:

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from means_report import means_section
-from scale_report import scale_section
+from scale_report import candidates_section, scale_section
 from serving_report import goals_line, method_lines, rollouts_section, serving_section
 
 # Other processes using more than this many cores on average make a phase "busy".
@@ -47,6 +47,7 @@ def render(r: dict[str, Any]) -> str:
         _dashboard(r.get("dashboard")),
         _verdicts(r.get("verdicts")),
         scale_section(r),
+        candidates_section(r),
         _method(r),
     ]
     return "\n".join(p for p in parts if p).rstrip() + "\n"

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from benchutil import read_result, say
+from candidates import compare as compare_runners
 from demo_timeline import run_demo
 from machine import LoadMonitor, machine_info
 from project import REPO, make_project, run_script
@@ -281,6 +282,9 @@ def _scale_step(
     monitor.mark("10M rows")
     say(f"8/{STEPS} every stage at {', '.join(sizes)} rows, then the whole `loopline run`")
     results["scale"] = run_sizes(sizes, root / "scale")
+    monitor.mark("candidates")
+    say(f"8/{STEPS} the candidates step: one at a time, threads, two Dask workers")
+    results["candidates"] = compare_runners(root / "candidates")
 
 
 def _pit_step(

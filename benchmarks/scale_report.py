@@ -48,8 +48,8 @@ def scale_section(r: dict[str, Any]) -> str:
         "whose `generator.customers` x `generator.days` give the rows shown (the built-in "
         "dataset; `default` is params.yaml's own). Peak RSS is the highest sum of resident "
         f"memory over the child and all its descendants ({s['sampler']}); the budget is "
-        f"{_mem(budget)} per stage. `run` is the whole `loopline run` (Prefect flows, three "
-        "contract checks, publishing) on a fresh copy given the same batch. Reproduce with "
+        f"{_mem(budget)} per stage. `run` is the whole `loopline run` (Prefect flows, the contract "
+        "checked once, publishing) on a fresh copy given the same batch. Reproduce with "
         "`python benchmarks/run.py --only scale`.",
         "",
         "| Stage | " + " | ".join(f"{h} s / peak" for h in heads) + " | s per 1M rows | exponent |",
@@ -102,6 +102,42 @@ def _verdict(s: dict[str, Any], sizes: list[dict[str, Any]], over: list[str]) ->
     )
 
 
+def candidates_section(r: dict[str, Any]) -> str:
+    c = r.get("candidates")
+    if not c:
+        return ""
+    customers, days = c["shape"]
+    runs = c["runs"]
+    base = runs[0]
+    lines = [
+        "### The candidates step by task runner",
+        "",
+        f"One project of {customers:,} customers x {days} days ({runs[0]['train_rows']:,} "
+        f"training rows, {runs[0]['candidates']} candidates of params.yaml, same seed), its "
+        "train flow run once per task runner, each in a process of its own. *Fit wall* is "
+        "the mapped fits from the first submission to the last result; *sum of fits* the sum of "
+        "the candidates' own fit times. Reproduce with `python benchmarks/run.py --only scale`.",
+        "",
+        "| Runner | fit wall s | × one at a time | sum of fits s | flow s | processes "
+        "| flow peak RSS |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        lines.append(
+            f"| {run['label']} | {_s(run['fit_wall_seconds'])} | "
+            f"{base['fit_wall_seconds'] / run['fit_wall_seconds']:.2f}× | "
+            f"{_s(run['fit_cpu_seconds'])} | {_s(run['flow_seconds'])} | {run['processes']} | "
+            f"{_mem(run.get('peak_rss_mib'))} |"
+        )
+    same = (
+        "the same selected model and the same metrics for every candidate on every runner"
+        if c["same_outcome"]
+        else "**the outcomes differ between runners**"
+    )
+    lines += ["", f"Outcome: {same}.", ""]
+    return "\n".join(lines)
+
+
 def render_scale(r: dict[str, Any]) -> str:
     """The report of ``run.py --only scale``: the machine and the scale section."""
     from report import _machine
@@ -111,4 +147,4 @@ def render_scale(r: dict[str, Any]) -> str:
         "Measured alone by `python benchmarks/run.py --only scale` "
         f"({r['bench_seconds'] / 60:.1f} min); `docs/benchmarks.md` keeps the full run's numbers.\n"
     )
-    return "\n".join([header, _machine(r), scale_section(r)])
+    return "\n".join([header, _machine(r), scale_section(r), candidates_section(r)])
