@@ -92,9 +92,29 @@ def build(spec: str, workers: int | None) -> TaskRunner[Any]:
         }
         if workers is not None:
             cluster["n_workers"] = workers
+        api = _temporary_server_url()
+        if api is not None:
+            cluster["env"] = {"PREFECT_API_URL": api}
         return DaskTaskRunner(cluster_kwargs=cluster)
     check_scheduler(spec)
     return DaskTaskRunner(address=spec, client_kwargs={"timeout": CONNECT_TIMEOUT_S})
+
+
+def _temporary_server_url() -> str | None:
+    """The API of the temporary Prefect server this process runs, if it runs one.
+
+    Without ``PREFECT_API_URL`` each process starts a temporary server of its own: local Dask
+    workers would each start one (about 18 s, on the same cores as the fits) and record their
+    task runs where nobody sees them. Given this one's address, they report to the flow's.
+    """
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import get_current_settings
+
+    if get_current_settings().api.url:
+        return None
+
+    server = SubprocessASGIServer()
+    return server.api_url if server.running else None
 
 
 class ConfiguredTaskRunner(TaskRunner[Any]):
