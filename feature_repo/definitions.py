@@ -70,7 +70,12 @@ customer_activity_fv = FeatureView(
 
 
 @on_demand_feature_view(
-    sources=[customer_profile_fv, customer_activity_fv],
+    # Only the four features it reads: Feast hands a python-mode view its sources' columns as
+    # Python lists, so naming whole views made a 1M-row training set convert all twelve.
+    sources=[
+        customer_profile_fv[["monthly_charges"]],
+        customer_activity_fv[["usage_hours", "support_tickets_30d", "sessions_per_week"]],
+    ],
     schema=[
         Field(name="charges_per_usage_hour", dtype=Float64),
         Field(name="tickets_per_session", dtype=Float64),
