@@ -145,7 +145,7 @@ def test_resampled_auc_is_sklearns_on_every_resample() -> None:
     y, score = known_holdout(n=3000, seed=3)
     score = np.round(score, 2)
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    auc = _ResampledAuc(score, pos, neg)
+    auc = _ResampledAuc(score)
     rng = np.random.default_rng(1)
     for _ in range(20):
         drawn_pos = pos[rng.integers(0, len(pos), len(pos))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -113,8 +114,6 @@ def precheck(source: Path, dataset: DatasetParams, rows: int = ROWS_PER_BATCH) -
 
     A problem in those rows is a problem of the batch: the rejection says how much was read.
     """
-    import itertools
-
     now = pd.Timestamp.now(tz="UTC").floor("s")
     pieces = read_batches(source, dataset, rows)
     raw = (stamp_arrival(f, dataset, source, now) for f in itertools.islice(pieces, 1))

@@ -118,7 +118,7 @@ def bootstrap_se(
     if len(pos) == 0 or len(neg) == 0:
         raise ValueError("the holdout needs both label classes for a bootstrap standard error")
     rng = np.random.default_rng(seed)
-    auc = _ResampledAuc(np.asarray(score), pos, neg) if metric == "roc_auc" else None
+    auc = _ResampledAuc(np.asarray(score)) if metric == "roc_auc" else None
     values = []
     for _ in range(resamples):
         drawn_pos = pos[rng.integers(0, len(pos), len(pos))]
@@ -141,7 +141,7 @@ class _ResampledAuc:
     resample up to rounding.
     """
 
-    def __init__(self, score: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> None:
+    def __init__(self, score: np.ndarray) -> None:
         _, rank = np.unique(score, return_inverse=True)
         self.rank = rank.ravel()
         self.levels = int(self.rank.max()) + 1 if len(self.rank) else 0
