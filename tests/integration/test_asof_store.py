@@ -386,3 +386,39 @@ def test_property_same_as_feast(
     write_sources(root, seed, customers=customers, days=days)
     entity = entity_frame(root, seed, size=60, days=days)
     assert_same(made, entity, "everything", full=seed % 2 == 0)
+
+
+def test_a_transformation_sees_what_online_serving_gives_it() -> None:
+    """Its declared inputs and the entity key: no timestamps, labels or other views."""
+    import pyarrow as pa
+    from feast import Entity, FeatureView, Field, FileSource
+    from feast.on_demand_feature_view import on_demand_feature_view
+    from feast.types import Float64
+
+    from loopline.feast_store import _Narrowed
+
+    customer = Entity(name="customer", join_keys=["customer_id"])
+    source = FileSource(name="s", path="unused.parquet", timestamp_field="event_timestamp")
+    fields = [Field(name=n, dtype=Float64) for n in ("a", "b")]
+    view = FeatureView(name="v", entities=[customer], schema=fields, source=source)
+    seen: list[set[str]] = []
+
+    @on_demand_feature_view(
+        sources=[view[["a"]]], schema=[Field(name="twice", dtype=Float64)], mode="python"
+    )
+    def twice(inputs: dict[str, Any]) -> dict[str, Any]:
+        seen.append(set(inputs))
+        return {"twice": [x * 2 for x in inputs["a"]]}
+
+    table = pa.table(
+        {
+            "customer_id": [1, 2],
+            "event_timestamp": pd.to_datetime(["2026-01-01", "2026-01-02"], utc=True),
+            "churned": [0, 1],
+            "a": [1.0, 2.0],
+            "b": [3.0, 4.0],
+        }
+    )
+    out = _Narrowed(twice, {"customer_id"}).transform_arrow(table)
+    assert seen == [{"customer_id", "a", "v__a"}]
+    assert out.column("twice").to_pylist() == [2.0, 4.0]
