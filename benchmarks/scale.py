@@ -56,6 +56,11 @@ STAGES: list[tuple[str, str]] = [
     ("package", "model saved to BentoML, Bento built, registered"),
     ("promote", "gates, then production (so the next two have a champion)"),
     ("score", "batch score of every customer through the online store"),
+    (
+        "partitions",
+        "every snapshot row's id written as Parquet partitions of 1M rows, then scored "
+        "partition by partition (`loopline score --partitioned`, streaming)",
+    ),
     ("monitor", f"one monitor window: {WINDOW_DAYS} label days of served predictions"),
 ]
 RUN_STAGE = ("run", "the whole `loopline run` (Prefect flows) on a fresh copy, same batch")
@@ -332,6 +337,25 @@ def _score(params: Any, paths: Any) -> dict[str, Any]:
     return scoring.score_file(params, paths, str(source))
 
 
+def _partitions(params: Any, paths: Any) -> dict[str, Any]:
+    import time
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from loopline import batch_scoring
+
+    entity = params.dataset.entity
+    source = paths.artifacts / "scale_partitions"
+    source.mkdir(parents=True, exist_ok=True)
+    ingested = pq.ParquetFile(paths.ingested)
+    for n, piece in enumerate(ingested.iter_batches(batch_size=1_000_000, columns=[entity])):
+        pq.write_table(pa.Table.from_batches([piece]), source / batch_scoring.PART.format(n))
+    started = time.perf_counter()
+    summary = batch_scoring.score_partitioned(params, paths, str(source), None, None)
+    return summary | {"scoring_seconds": round(time.perf_counter() - started, 2)}
+
+
 def _monitor(params: Any, paths: Any) -> dict[str, Any]:
     from datetime import UTC, datetime
 
@@ -422,6 +446,7 @@ STAGE_RUNNERS = {
     "package": _package,
     "promote": _promote,
     "score": _score,
+    "partitions": _partitions,
     "monitor": _monitor,
 }
 
