@@ -422,3 +422,19 @@ def test_a_transformation_sees_what_online_serving_gives_it() -> None:
     out = _Narrowed(twice, {"customer_id"}).transform_arrow(table)
     assert seen == [{"customer_id", "a", "v__a"}]
     assert out.column("twice").to_pylist() == [2.0, 4.0]
+
+
+def test_rows_come_back_in_the_entity_frames_order(stores: dict[str, Any], repo: Path) -> None:
+    """Unlike Feast's own store: callers need not sort (at 10M rows, 8 s of pandas)."""
+    entity = entity_frame(repo, seed=5).sample(frac=1.0, random_state=3).reset_index(drop=True)
+    for service in ("everything", "with_pandas_odfv"):
+        ours = stores[STORES[1]].get_historical_features(
+            entity_df=entity.copy(), features=stores[STORES[1]].get_feature_service(service)
+        )
+        got = ours.to_df()
+        assert got["_row"].tolist() == entity["_row"].tolist()
+        assert "__loopline_row" not in got.columns
+    rows = "(3, TIMESTAMP '2026-02-01'), (1, TIMESTAMP '2026-02-03'), (2, TIMESTAMP '2026-01-20')"
+    query = f"SELECT * FROM (VALUES {rows}) AS t(customer_id, event_timestamp)"
+    job = stores[STORES[1]].get_historical_features(entity_df=query, features=["profile:plan"])
+    assert job.to_df()["customer_id"].tolist() == [3, 1, 2]
