@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 UV := $(shell command -v uv 2>/dev/null || echo $(LOOPLINE_HOME)/tools/bin/uv)
 
-.PHONY: help setup up demo test test-fast bench lint format services clean
+.PHONY: help setup up demo test test-fast bench lint audit format services clean
 
 help:
 	@echo "make up     set up, bootstrap on first run, start the platform (Ctrl-C stops it)"
@@ -21,6 +21,7 @@ help:
 	@echo "make test   set up and run the whole test suite"
 	@echo "make bench  measure and write docs/benchmarks.md"
 	@echo "make lint   ruff and mypy"
+	@echo "make audit  bandit on src/, pip-audit on the locked environment (ARGS=--strict)"
 
 $(LOOPLINE_HOME)/tools/bin/uv:
 	$(PYTHON) -m venv $(LOOPLINE_HOME)/tools
@@ -52,6 +53,9 @@ test: setup services
 bench: setup
 	bash scripts/ensure_wrk.sh
 	python benchmarks/run.py
+
+audit: setup
+	UV=$(UV) bash scripts/audit.sh $(ARGS)
 
 lint: setup
 	ruff check .

@@ -185,7 +185,7 @@ class Profile:
 
 def default_namespace(paths: Paths) -> str:
     folder = re.sub(r"[^a-z0-9_]+", "_", paths.project.name.lower()).strip("_")[:24]
-    digest = hashlib.sha1(str(paths.state).encode()).hexdigest()[:8]
+    digest = hashlib.sha1(str(paths.state).encode(), usedforsecurity=False).hexdigest()[:8]
     return f"{folder or 'project'}_{digest}" if folder[:1].isalpha() else f"p_{digest}"
 
 

@@ -28,7 +28,7 @@ def load_definitions(paths: Paths) -> ModuleType:
     file = paths.feature_repo / DEFINITIONS
     # Keyed by content too: definitions rewritten from params.yaml are read afresh.
     key = str(file).encode() + file.read_bytes() if file.is_file() else str(file).encode()
-    name = f"loopline_feature_repo_{hashlib.sha1(key).hexdigest()[:12]}"
+    name = f"loopline_feature_repo_{hashlib.sha1(key, usedforsecurity=False).hexdigest()[:12]}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, file)

@@ -270,7 +270,8 @@ def _read_table(conn: sqlite3.Connection, table: _Table, keys: list[bytes]) -> l
     for start in range(0, len(keys), CHUNK):
         chunk = keys[start : start + CHUNK]
         sql = (
-            f"SELECT entity_key, feature_name, value FROM {table.name} "
+            # table: Feast's own quoted id; values are bound
+            f"SELECT entity_key, feature_name, value FROM {table.name} "  # nosec B608
             f"WHERE entity_key IN ({','.join('?' * len(chunk))})"
         )
         for key, name, blob in conn.execute(sql, chunk):

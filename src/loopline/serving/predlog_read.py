@@ -49,10 +49,13 @@ def read_predictions(
 ) -> pd.DataFrame:
     """Predictions with ``since <= at < until``, oldest first; the latest ``limit`` if given."""
     where, params = _window('"at"', since, until)
-    sql = f'SELECT * FROM predictions {where} ORDER BY "at"'
+    # constant SQL; the window's values are bound
+    sql = f'SELECT * FROM predictions {where} ORDER BY "at"'  # nosec B608
     if limit is not None:  # the latest rows, still returned oldest first
-        latest = f'SELECT * FROM predictions {where} ORDER BY "at" DESC LIMIT {int(limit)}'
-        sql = f'SELECT * FROM ({latest}) ORDER BY "at"'
+        # constant SQL and an int
+        latest = f'SELECT * FROM predictions {where} ORDER BY "at" DESC LIMIT {int(limit)}'  # nosec
+        # constant SQL
+        sql = f'SELECT * FROM ({latest}) ORDER BY "at"'  # nosec B608
     return _query(folder, {PREDICTIONS: _days(since, until)}, sql, params)
 
 
@@ -61,7 +64,8 @@ def read_feedback(
 ) -> pd.DataFrame:
     """Feedback received in ``since <= received_at < until``, oldest first."""
     where, params = _window("received_at", since, until)
-    sql = f"SELECT * FROM feedback {where} ORDER BY received_at"
+    # constant SQL; values are bound
+    sql = f"SELECT * FROM feedback {where} ORDER BY received_at"  # nosec B608
     return _query(folder, {FEEDBACK: _days(since, until)}, sql, params)
 
 
@@ -81,6 +85,7 @@ def labelled_predictions(
     where, params = _window('p."at"', since, until)
     shadow = "" if include_shadow else f"{'AND' if where else 'WHERE'} NOT p.shadow"
     served_since = 'AND "at" >= $since' if since is not None else ""
+    # constant SQL; values are bound
     sql = f"""
         WITH served AS (SELECT request_id, entity_id, "at" FROM predictions
                         WHERE NOT shadow {served_since}),
@@ -101,7 +106,7 @@ def labelled_predictions(
             PARTITION BY p.request_id, p.entity_id, p.model_version, p.arm, p.shadow
             ORDER BY l.received_at DESC) = 1
         ORDER BY p."at", p.request_id, p.entity_id, p.shadow
-    """
+    """  # nosec B608
     # The window bounds the predictions; feedback about them can only arrive afterwards
     # (a day of slack for clocks), and an ASOF match must see predictions past ``until``.
     feedback_since = None if since is None else since - timedelta(days=1)
@@ -185,7 +190,8 @@ def compact(folder: Path, table: str, day: date, *, min_age: float = 60.0) -> Pa
             # schemas exactly as the readers do.
             with duckdb.connect() as con:
                 con.execute(
-                    "COPY (SELECT * FROM read_parquet($files, union_by_name = true,"
+                    # constant SQL; values are bound
+                    "COPY (SELECT * FROM read_parquet($files, union_by_name = true,"  # nosec B608
                     f" hive_partitioning = false)) TO '{_quoted(temporary)}' (FORMAT parquet,"
                     f" COMPRESSION zstd, KV_METADATA {{'{COMPACTED_KEY.decode()}': '{manifest}'}})",
                     {"files": [str(p) for p in sources]},
