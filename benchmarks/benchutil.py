@@ -122,3 +122,16 @@ def write_result(path: Path, payload: dict[str, Any]) -> None:
 def read_result(path: Path) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(path.read_text())
     return result
+
+
+def client_ids(paths: Any) -> list[int]:
+    """Every customer id as a client sends it (the drop folder's batch; stores hold
+    pseudonyms), sorted."""
+    import pandas as pd
+
+    from loopline.config import load_params
+
+    params = load_params(paths.params_file)
+    entity = params.dataset.entity
+    frame = pd.read_parquet(paths.project / params.dataset.source, columns=[entity])
+    return sorted(int(i) for i in frame[entity].unique())

@@ -43,6 +43,11 @@ def make_project(target: Path, source: Path = REPO) -> Path:
             shutil.copy2(src, target / name)
     # DVC versions data inside a git repo, as in a user's project.
     subprocess.run(["git", "init", "-q", str(target)], check=True)
+    # The pseudonym key `make up` would have made: stages run alone need it.
+    from loopline.privacy.secrets import ensure_keys
+    from loopline.settings import Paths
+
+    ensure_keys(Paths(target, state_dir(target)))
     return target
 
 

@@ -45,7 +45,7 @@ WINDOW_DAYS = 14  # the monitor window: served predictions of this many label da
 
 STAGES: list[tuple[str, str]] = [
     ("generate", "the built-in dataset written to `dataset.source`"),
-    ("contract", "contract check of the batch, written as the accepted batch"),
+    ("contract", "contract check of the batch, pseudonymized, written as the accepted batch"),
     ("dvc", "`dvc add` + `dvc push` of the accepted batch"),
     ("prepare", "re-check, PII dropped, typed; the validation summary"),
     ("sources", "Feast sources and label events written, definitions applied"),
@@ -59,7 +59,7 @@ STAGES: list[tuple[str, str]] = [
     (
         "partitions",
         "every snapshot row's id written as Parquet partitions of 1M rows, then scored "
-        "partition by partition (`loopline score --partitioned`, streaming)",
+        "partition by partition (`loopline score FOLDER`, streaming)",
     ),
     ("monitor", f"one monitor window: {WINDOW_DAYS} label days of served predictions"),
 ]
@@ -251,11 +251,14 @@ def _generate(params: Any, paths: Any) -> dict[str, Any]:
 
 def _contract(params: Any, paths: Any) -> dict[str, Any]:
     from loopline.data.ingest import write_checked
+    from loopline.privacy.protect import protector_for
 
     source = paths.project / params.dataset.source
     target = paths.raw_batch
     target.parent.mkdir(parents=True, exist_ok=True)
-    facts = write_checked(source, params.dataset, target)
+    protector = protector_for(params.dataset, paths)
+    facts = write_checked(source, params.dataset, target, protector)
+    protector.commit()
     return {"rows": facts.rows}
 
 
@@ -330,8 +333,10 @@ def _score(params: Any, paths: Any) -> dict[str, Any]:
 
     from loopline import scoring
 
+    # Ids as a client knows them: the drop folder's batch (the stores hold pseudonyms).
     entity = params.dataset.entity
-    ids = pd.read_parquet(paths.labels, columns=[entity])[entity].drop_duplicates()
+    batch = paths.project / params.dataset.source
+    ids = pd.read_parquet(batch, columns=[entity])[entity].drop_duplicates()
     source = paths.artifacts / "scale_ids.parquet"
     ids.to_frame().to_parquet(source, index=False)
     return scoring.score_file(params, paths, str(source))
@@ -348,8 +353,8 @@ def _partitions(params: Any, paths: Any) -> dict[str, Any]:
     entity = params.dataset.entity
     source = paths.artifacts / "scale_partitions"
     source.mkdir(parents=True, exist_ok=True)
-    ingested = pq.ParquetFile(paths.ingested)
-    for n, piece in enumerate(ingested.iter_batches(batch_size=1_000_000, columns=[entity])):
+    batch = pq.ParquetFile(paths.project / params.dataset.source)  # ids as clients know them
+    for n, piece in enumerate(batch.iter_batches(batch_size=1_000_000, columns=[entity])):
         pq.write_table(pa.Table.from_batches([piece]), source / batch_scoring.PART.format(n))
     started = time.perf_counter()
     summary = batch_scoring.score_partitioned(params, paths, str(source), None, None)

@@ -64,10 +64,10 @@ def say(message: str) -> None:
 
 def best_metric_model(paths: Any, params: Any) -> tuple[str, str]:
     """Fit and store the candidate with the best holdout metric; its tag and name."""
-    import joblib
     import pandas as pd
 
     from loopline import features, packaging
+    from loopline.model_scan import write_model
     from loopline.training.candidates import Candidate, build_pipeline
     from loopline.training.evaluate import better
     from loopline.training.train import feature_columns, holdout_split
@@ -92,7 +92,7 @@ def best_metric_model(paths: Any, params: Any) -> tuple[str, str]:
     pipeline.fit(split.train[numeric + categorical], split.train[params.dataset.label])
     with tempfile.TemporaryDirectory() as folder:
         model_file, holdout_file = Path(folder) / "model.joblib", Path(folder) / "holdout.parquet"
-        joblib.dump(pipeline, model_file)
+        write_model(pipeline, model_file)
         split.holdout.to_parquet(holdout_file)
         lineage = {"feature_service": params.features.service, "estimator": estimator}
         tag, _ = packaging.save_model(
@@ -208,7 +208,7 @@ def main() -> None:
     from loopline.settings import activate
 
     paths = activate()
-    import pandas as pd
+    from benchutil import client_ids
 
     from loopline.config import load_params
 
@@ -217,8 +217,7 @@ def main() -> None:
     record = json.loads((paths.artifacts / "candidates.json").read_text())
     say("fitting the best-metric candidate (what selection picked before)")
     best_tag, best_name = best_metric_model(paths, params)
-    entity = params.dataset.entity
-    ids = sorted(int(i) for i in pd.read_parquet(paths.ingested, columns=[entity])[entity].unique())
+    ids = client_ids(paths)
     result: dict[str, Any] = {
         "models": {
             "best_metric": [best_name, best_tag],

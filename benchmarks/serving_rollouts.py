@@ -335,10 +335,9 @@ def _wait_for_policy(
 
 
 def _known_ids(paths: Any, entity: str) -> list[int]:
-    import pandas as pd
+    from benchutil import client_ids
 
-    known = pd.read_parquet(paths.ingested, columns=[entity])[entity].unique()
-    return sorted(int(i) for i in known)
+    return client_ids(paths)
 
 
 # --- what the report shows ----------------------------------------------------------------

@@ -14,6 +14,7 @@ arbiter while the others keep answering (docs/serving.md, "Workers").
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -98,6 +99,8 @@ class ChurnService:
 
         from loopline import features
         from loopline.config import load_params
+        from loopline.privacy.pseudonyms import Pseudonyms
+        from loopline.privacy.secrets import pseudonym_key
         from loopline.registry import Registry
         from loopline.serving import metrics
         from loopline.serving.predlog import FeedbackLog, PredictionLog
@@ -116,6 +119,10 @@ class ChurnService:
         paths = activate()
         params = load_params(paths.params_file)
         self.entity = params.dataset.entity
+        # Clients send the ids they know; every store holds pseudonyms (docs/privacy.md).
+        # Ids repeat: a cache keeps the HMAC off the path of a returning customer.
+        key = pseudonym_key(paths)
+        self.pseudonym = functools.lru_cache(maxsize=1 << 18)(Pseudonyms(key).of)
         self.threshold = params.serving.threshold
         self.model_name = params.serving.model_name
         self.store = features.feature_store(paths)
@@ -132,7 +139,7 @@ class ChurnService:
         self.predictions = PredictionLog(paths.serving_log).start()
         self.feedback_log = FeedbackLog(paths.serving_log).start()
         self.shadow = ShadowScorer(self._log_shadow).start()
-        self.cache = ModelCache(load_scorer)
+        self.cache = ModelCache(lambda version: load_scorer(version, self.registry))
         self.table: Any = None
         self.watcher = RegistryWatcher(
             self.registry,
@@ -234,13 +241,15 @@ class ChurnService:
         started = time.perf_counter()
         if (customer_id is None) == (customer_ids is None):
             return _refuse(ctx, 400, "send exactly one of 'customer_id' or 'customer_ids'")
-        ids = [customer_id] if customer_id is not None else list(customer_ids or [])
+        asked = [customer_id] if customer_id is not None else list(customer_ids or [])
+        ids = [self.pseudonym(i) for i in asked]
+        given = dict(zip(ids, asked, strict=True))
         try:
             # Served together with whatever else this worker is asked meanwhile.
             answer = await self.batcher.submit(ids)
         except UnknownEntity as exc:
             self.metrics.error("unknown_entity")
-            shown = ", ".join(map(str, exc.ids[:20]))
+            shown = ", ".join(str(given.get(i, i)) for i in exc.ids[:20])
             return _refuse(ctx, 404, f"unknown {self.entity}: {shown}")
         except NotServing:
             self.metrics.error("no_production")
@@ -257,7 +266,7 @@ class ChurnService:
             score, arm, version = answer.scores[n], answer.arms[n], answer.versions[n]
             predictions.append(
                 Prediction(
-                    customer_id=i,
+                    customer_id=given[i],
                     probability=round(score, 6),
                     label=int(score >= self.threshold),
                     model_version=version,
@@ -333,7 +342,8 @@ class ChurnService:
             raise InvalidArgument("send 'request_id', or both 'customer_id' and 'at'")
         if at is not None and at.tzinfo is None:
             at = at.replace(tzinfo=UTC)
-        self.feedback_log.record(label=label, request_id=request_id, entity_id=customer_id, at=at)
+        entity_id = None if customer_id is None else self.pseudonym(customer_id)
+        self.feedback_log.record(label=label, request_id=request_id, entity_id=entity_id, at=at)
         return FeedbackResponse(accepted=1, request_id=request_id)
 
     @bentoml.api(route="/model")

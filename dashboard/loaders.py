@@ -997,7 +997,13 @@ def schema(raw_batch: str, params_file: str) -> pd.DataFrame:
     dataset = params(params_file).dataset
     roles = {dataset.entity: "entity", dataset.timestamp: "timestamp", dataset.label: "label"}
     roles |= {name: f"feature ({spec.kind})" for name, spec in dataset.features.items()}
-    roles |= {name: "personal data (dropped at ingestion)" for name in dataset.pii}
+    shown = {
+        "drop": "personal data (dropped at ingestion)",
+        "keep": "personal data (sealed per subject)",
+        "identifier": "personal data (pseudonym)",
+    }
+    roles |= {name: shown[how] for name, how in dataset.pii.items()}
+    roles[dataset.entity] = "entity (pseudonym)"
     arrow = pq.read_schema(batch)
     rows = [{"column": f.name, "type": str(f.type), "role": roles.get(f.name, "")} for f in arrow]
     return pd.DataFrame(rows)

@@ -7,6 +7,7 @@ tool's state lands in the session's temporary folder and never in the home direc
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -23,6 +24,10 @@ PROJECT = SESSION_ROOT / "project"
 os.environ["LOOPLINE_PROJECT"] = str(PROJECT)
 os.environ["LOOPLINE_HOME"] = str(PROJECT / ".loopline")
 os.environ.pop("PREFECT_API_URL", None)
+# The keys `make up` makes, given as a shared deployment gives it: every project, server and
+# worker of the session pseudonymizes alike (tests/security unset it to see the refusal).
+os.environ["LOOPLINE_PSEUDONYM_KEY"] = secrets.token_hex(32)
+os.environ["LOOPLINE_MASTER_KEY"] = secrets.token_hex(32)
 os.environ["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"
 
 from loopline.settings import Paths, tool_environment  # noqa: E402

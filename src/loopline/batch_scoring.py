@@ -17,6 +17,7 @@ import pandas as pd
 
 from loopline.config import Params, load_params
 from loopline.errors import LooplineError
+from loopline.privacy.subjects import tombstones
 from loopline.settings import Paths, activate
 
 PART = "part-{:05d}.parquet"
@@ -39,16 +40,24 @@ def partitions(source: Path) -> list[Path]:
 @functools.lru_cache(maxsize=4)
 def _model(version: str) -> Any:
     """The pipeline of a stored model, loaded once per process (per Dask worker)."""
-    import joblib
-
     from loopline import packaging
+    from loopline.model_scan import read_model
 
-    return joblib.load(packaging.stored_files(version)[0])
+    return read_model(packaging.stored_files(version)[0], f"model {version}")
 
 
 def _open(project: str) -> tuple[Params, Paths]:
     paths = activate(Path(project))
     return load_params(paths.params_file), paths
+
+
+@functools.lru_cache(maxsize=4)
+def _pseudonyms(project: str) -> Any:
+    """The project's pseudonyms, made once per process (a Dask worker needs the key too)."""
+    from loopline.privacy.pseudonyms import Pseudonyms
+    from loopline.privacy.secrets import pseudonym_key
+
+    return Pseudonyms(pseudonym_key(_open(project)[1]))
 
 
 @functools.lru_cache(maxsize=4)
@@ -77,9 +86,13 @@ def score_frame(frame: pd.DataFrame, params: Params, project: str, version: str)
         known = pd.Series(True, index=values.index)
     else:
         reader = _reader(project)
-        values = pd.DataFrame(reader.read([int(i) for i in ids]))
+        # Partitions name customers as the caller knows them; the store holds pseudonyms.
+        keyed = _pseudonyms(project).series(ids.astype("int64"))
+        values = pd.DataFrame(reader.read(keyed.tolist()))
         stored = {f.name for v in reader.store.list_feature_views() for f in v.features}
         known = values[[c for c in inputs if c in stored]].notna().any(axis=1)
+        # An erased subject is not scored, even where a store still answers for them.
+        known &= ~keyed.reset_index(drop=True).isin(tombstones(_open(project)[1]))
     scores = pd.Series(float("nan"), index=values.index)
     if known.any():
         scores[known] = model.predict_proba(values.loc[known, inputs])[:, 1]

@@ -13,6 +13,7 @@ from loopline.cli_errors import DEBUG_ENV, quiet_library_deprecations, reported
 from loopline.cli_init import init
 from loopline.cli_keys import keys_app
 from loopline.cli_lineage import lineage
+from loopline.cli_subjects import subjects_app
 from loopline.cli_users import users_app
 from loopline.settings import Paths, activate
 
@@ -31,6 +32,7 @@ app.add_typer(cli_models.registry_app, name="registry")
 app.command("served-at")(cli_models.served_at)
 app.command()(lineage)
 app.add_typer(keys_app, name="keys")
+app.add_typer(subjects_app, name="subjects")
 app.add_typer(users_app, name="users")
 app.command()(init)
 

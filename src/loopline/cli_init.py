@@ -27,7 +27,7 @@ def init(
 ) -> None:
     """Infer a schema from FILE, show it, and on confirmation write params.yaml and
     feature_repo/definitions.py so that `loopline run` trains on it."""
-    from loopline import project_init
+    from loopline import platform, project_init
     from loopline.cli_errors import fail
     from loopline.data.infer import propose
     from loopline.data.sample import read_sample
@@ -56,6 +56,7 @@ def init(
         typer.secho("nothing written", err=True)
         raise typer.Exit(1)
     project_init.write(plan, paths.params_file, definitions)
+    platform.announce_new_keys(paths)
     typer.echo(
         f"wrote {paths.params_file} and {definitions}\n"
         "next: `loopline run` trains on it (or `make up` runs the platform); edit "

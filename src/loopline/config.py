@@ -66,6 +66,9 @@ class FeatureSpec(_Strict):
         return self.strategy or ("median" if self.kind == "numeric" else "most_frequent")
 
 
+PiiHandling = Literal["drop", "keep", "identifier"]
+
+
 class LabelEvery(_Strict):
     """Every ``every_days`` days per entity: for daily snapshots, whose neighbours repeat."""
 
@@ -84,7 +87,10 @@ class DatasetParams(_Strict):
     # How the file spells the label, e.g. {"Yes": 1, "No": 0}; None: it holds 0 and 1.
     label_values: dict[str, Literal[0, 1]] | None = None
     features: dict[str, FeatureSpec] = Field(min_length=1)
-    pii: list[str] = []
+    # Personal columns and what ingestion does with each: drop (never stored), keep
+    # (stored encrypted per subject) or identifier (replaced by a keyed pseudonym, like the
+    # entity). A list is short for every column dropped.
+    pii: dict[str, PiiHandling] = {}
     # Cells holding one of these (or only whitespace) are missing values.
     na_values: list[str] = [""]
     # Which labelled rows become training examples: all, or every N days per entity.
@@ -97,6 +103,13 @@ class DatasetParams(_Strict):
         # "plan: categorical" is short for "plan: {kind: categorical}".
         if isinstance(value, dict):
             return {k: {"kind": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("pii", mode="before")
+    @classmethod
+    def _pii_list(cls, value: object) -> object:
+        if isinstance(value, list):
+            return dict.fromkeys(value, "drop")
         return value
 
     @field_validator("label_values")
@@ -118,6 +131,10 @@ class DatasetParams(_Strict):
         if overlap:
             raise ValueError(f"pii columns may not be model features: {overlap}")
         return self
+
+    def pii_columns(self, handling: PiiHandling) -> list[str]:
+        """The personal columns ingestion handles this way, in the order params.yaml names them."""
+        return [c for c, h in self.pii.items() if h == handling]
 
     @property
     def numeric(self) -> list[str]:

@@ -299,7 +299,11 @@ def _bento_node(lineage: dict[str, Any]) -> Node | None:
     bento = lineage.get("bento")
     if not bento:
         return None
-    return Node(id=f"{BENTO}:{bento}", kind=BENTO, label=bento, attributes={"tag": bento})
+    # The Bento's SBOM (CycloneDX, stored in the Bento's folder): what it was built with.
+    sbom: dict[str, Any] = {
+        k: lineage[k] for k in ("sbom", "sbom_sha256", "sbom_components") if k in lineage
+    }
+    return Node(id=f"{BENTO}:{bento}", kind=BENTO, label=bento, attributes={"tag": bento, **sbom})
 
 
 def _deployment_node(entry: HistoryEntry) -> Node:

@@ -22,20 +22,22 @@ def save_model(
     """Put the pipeline (and the holdout it was judged on) in the BentoML model store.
 
     Returns the tag and the model file's sha256, which the registry keeps so a promotion
-    can refuse a model whose stored file has changed since it was trained.
+    can refuse a model whose stored file has changed since it was trained. A file whose
+    scan finds more than a pipeline's imports is refused before it is ever loaded.
     """
     import shutil
 
     import bentoml
-    import joblib
     import pandas as pd
 
     from loopline.inference import serving_scorer
+    from loopline.model_scan import read_model
 
+    pipeline = read_model(model_file, f"model file {model_file.name}")
     digest = file_sha256(model_file)
     labels = {"feature_service": str(lineage["feature_service"]), "estimator": lineage["estimator"]}
     # Which engine serving will use, and the parity that earned it (or why not).
-    _, inference = serving_scorer(joblib.load(model_file), pd.read_parquet(holdout_file))
+    _, inference = serving_scorer(pipeline, pd.read_parquet(holdout_file))
     metadata = _without_nulls(
         {"metrics": metrics, "model_sha256": digest, "inference": inference, **lineage}
     )
@@ -84,12 +86,12 @@ def stored_files(tag: str) -> tuple[Path, Path]:
 def load_model(tag: str) -> tuple[Any, dict[str, Any]]:
     """The pipeline and its metadata for a model-store tag such as ``churn:latest``."""
     import bentoml
-    import joblib
+
+    from loopline.model_scan import read_model
 
     stored = bentoml.models.get(tag)
-    return joblib.load(stored.path_of(MODEL_FILE)), dict(stored.info.metadata) | {
-        "tag": str(stored.tag)
-    }
+    model = read_model(Path(stored.path_of(MODEL_FILE)), f"model {stored.tag}")
+    return model, dict(stored.info.metadata) | {"tag": str(stored.tag)}
 
 
 def build_bento(paths: Paths, model_tag: str) -> str:

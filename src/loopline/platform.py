@@ -206,6 +206,14 @@ def bootstrap(params: Params, paths: Paths) -> dict[str, Any]:
     return result
 
 
+def announce_new_keys(paths: Paths) -> None:
+    """Create the secrets a first run needs (the pseudonym key) and say where they are."""
+    from loopline.privacy.secrets import ensure_keys
+
+    for file in ensure_keys(paths):
+        typer.echo(f"created {paths.shown(file)} (mode 0600): back it up; never commit it")
+
+
 def dev_keys(paths: Paths) -> dict[str, str]:
     """A client and an admin key for this machine, made once and kept in the state folder.
 
@@ -229,11 +237,13 @@ def dev_keys(paths: Paths) -> dict[str, str]:
 
 
 def sample_customer(params: Params, paths: Paths) -> int:
-    """A customer the online store knows: the first one in the prepared data."""
-    import pandas as pd
+    """A customer the online store knows, by the id a client knows: the first one of the
+    batch in the drop folder (every store after ingestion holds pseudonyms instead)."""
+    from loopline.data.contract import read_batches
 
-    frame = pd.read_parquet(paths.ingested, columns=[params.dataset.entity])
-    return int(frame[params.dataset.entity].iloc[0])
+    source = paths.project / params.dataset.source
+    first = next(iter(read_batches(source, params.dataset, rows=1)))
+    return int(first[params.dataset.entity].iloc[0])
 
 
 def curl_example(url: str, entity: str, customer: int, key: str) -> str:
@@ -250,6 +260,7 @@ def up(
     """Start everything, bootstrap on first run, and stay up until Ctrl-C."""
     started = time.monotonic()
     services: list[Service] = []
+    announce_new_keys(paths)
     if simulate and params.generator is None:
         typer.echo("simulator off: it replays the built-in dataset, and this project has its own")
         simulate = False
@@ -330,6 +341,7 @@ def demo(params: Params, paths: Paths) -> dict[str, Any]:
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
+    announce_new_keys(paths)
     source = paths.project / params.dataset.source
     if not source.exists():
         if params.generator is None:  # your own data must be where dataset.source says

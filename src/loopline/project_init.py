@@ -122,8 +122,9 @@ def dataset_block(proposal: Proposal, name: str, timestamp: str, project: Path) 
         "  # (the model sees that the value was missing).",
         "  features:",
         *(f"    {_feature(c)}" for c in proposal.columns if c.role == "feature"),
-        "  # Personal data: checked on arrival, never copied past ingestion.",
-        f"  pii: {json.dumps(proposal.pii)}",
+        "  # Personal data, each column: drop (never stored), identifier (a keyed pseudonym,",
+        "  # as the entity gets) or keep (stored encrypted per subject). docs/privacy.md",
+        f"  pii: {json.dumps(dict.fromkeys(proposal.pii, 'drop'))}",
     ]
     ignored = [c for c in proposal.columns if c.role == "ignore"]
     if ignored:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopline.config import Params
@@ -55,11 +56,8 @@ def open_registry(paths: Paths) -> Registry:
     return registry
 
 
-def verified_model(record: VersionRecord) -> tuple[Any, Any]:
-    """Load a version's pipeline and holdout, refusing files that changed since training."""
-    import joblib
-    import pandas as pd
-
+def checked_files(record: VersionRecord) -> tuple[Path, Path]:
+    """A version's model and holdout files, refusing a model file changed since training."""
     from loopline import packaging
 
     try:
@@ -73,19 +71,42 @@ def verified_model(record: VersionRecord) -> tuple[Any, Any]:
             f"model {record.version}: stored file hash {actual[:12]} does not match the "
             f"hash recorded at training ({str(expected)[:12]}); refusing to serve it"
         )
-    return joblib.load(model_file), pd.read_parquet(holdout_file)
+    return model_file, holdout_file
+
+
+def verified_model(record: VersionRecord) -> tuple[Any, Any]:
+    """Load a version's pipeline and holdout: the file unchanged since training, and
+    (before anything is unpickled) passing the model scan."""
+    import pandas as pd
+
+    from loopline.model_scan import UnsafeModel, read_model
+
+    model_file, holdout_file = checked_files(record)
+    try:
+        model = read_model(model_file, f"model {record.version}")
+    except UnsafeModel as exc:
+        raise PromotionError(str(exc)) from exc
+    return model, pd.read_parquet(holdout_file)
 
 
 def check_gates(params: Params, registry: Registry, record: VersionRecord) -> GateReport:
-    """Every gate of the policy, for this version against the current champion."""
-    from loopline.gates import evaluate_gates
+    """Every gate of the policy, for this version against the current champion.
 
+    The model scan is a gate of its own, reported like the others; when it fails, the
+    model is not loaded and no other gate runs."""
+    from loopline.gates import Check, GateReport, evaluate_gates
+    from loopline.model_scan import scan
+
+    scanned = scan(checked_files(record)[0])
+    scan_check = Check("model_scan", None, None, scanned.passed, scanned.summary())
+    if not scanned.passed:
+        return GateReport((scan_check,))
     candidate, holdout = verified_model(record)
     champion_record = registry.production(record.model_name)
     champion = None
     if champion_record is not None and champion_record.version != record.version:
         champion, _ = verified_model(champion_record)
-    return evaluate_gates(
+    report = evaluate_gates(
         candidate,
         holdout,
         params.promotion,
@@ -93,6 +114,7 @@ def check_gates(params: Params, registry: Registry, record: VersionRecord) -> Ga
         champion=champion,
         threshold=params.serving.threshold,
     )
+    return GateReport((scan_check, *report.checks))
 
 
 def promote(params: Params, paths: Paths, version: str, *, actor: str, reason: str) -> Outcome:

@@ -30,21 +30,26 @@ def score_file(
     params: Params, paths: Paths, source: str, target: str | None = None
 ) -> dict[str, Any]:
     """Write ``<source>.scored.parquet`` (or ``target``) with score, label and model version."""
-    import joblib
-
     from loopline import features, packaging
+    from loopline.model_scan import read_model
+    from loopline.privacy.pseudonyms import Pseudonyms
+    from loopline.privacy.secrets import pseudonym_key
+    from loopline.privacy.subjects import tombstones
     from loopline.promotion import open_registry
 
     entity = params.dataset.entity
     ids = read_ids(Path(source), entity)
+    # The file names customers as the caller knows them; the store knows their pseudonyms.
+    keyed = list(map(Pseudonyms(pseudonym_key(paths)).of, ids))
     champion = open_registry(paths).production(params.serving.model_name)
     if champion is None:
         raise LookupError("no model in production yet: promote one first")
-    model = joblib.load(packaging.stored_files(champion.version)[0])
+    model = read_model(packaging.stored_files(champion.version)[0], f"model {champion.version}")
     store = features.feature_store(paths)
-    values = pd.DataFrame(features.online_features(store, params.features.service, entity, ids))
+    values = pd.DataFrame(features.online_features(store, params.features.service, entity, keyed))
     stored = features.stored_feature_names(store)
     known = values[[c for c in model.feature_names_in_ if c in stored]].notna().any(axis=1)
+    known &= ~pd.Series(keyed).isin(tombstones(paths))  # erased subjects are never scored
     scores = pd.Series(float("nan"), index=values.index)
     if known.any():
         inputs = values.loc[known, list(model.feature_names_in_)]

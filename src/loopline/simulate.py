@@ -52,11 +52,15 @@ def world(params: Params, days: int, drift_day: int | None = None) -> pd.DataFra
     )
 
 
-def push_day(store: Any, views: list[Any], day: pd.DataFrame, entity: str, stamp: str) -> None:
-    """Make one day's snapshots the latest online features, as a streaming job would."""
+def push_day(
+    store: Any, views: list[Any], day: pd.DataFrame, entity: str, stamp: str, pseudonyms: Any
+) -> None:
+    """Make one day's snapshots the latest online features, as a streaming job would: under
+    the pseudonyms ingestion gives the ids (``pseudonyms``: a :class:`Pseudonyms`)."""
+    keyed = day.assign(**{entity: pseudonyms.series(day[entity])})
     for view in views:
         columns = [entity, stamp, *(f.name for f in view.features)]
-        store.write_to_online_store(view.name, day[columns])
+        store.write_to_online_store(view.name, keyed[columns])
 
 
 def replay_frame(params: Params, last_day: int, drift_day: int | None) -> pd.DataFrame:
@@ -83,7 +87,10 @@ def simulate(
     at ``rate`` requests/s; bounded in count and time. Labels not yet due stay in
     ``pending`` (pass the same deque to the next call to deliver them on time)."""
     from loopline import features
+    from loopline.privacy.pseudonyms import Pseudonyms
+    from loopline.privacy.secrets import pseudonym_key
 
+    pseudonyms = Pseudonyms(pseudonym_key(paths))
     entity, stamp, label = params.dataset.entity, params.dataset.timestamp, params.dataset.label
     first = params.built_in().days if start_day is None else start_day
     frame = replay_frame(params, first + days - 1, drift_day)
@@ -102,7 +109,7 @@ def simulate(
             if time.monotonic() > deadline:
                 break
             today = frame[frame["day"] == day]
-            push_day(store, views, today, entity, stamp)
+            push_day(store, views, today, entity, stamp, pseudonyms)
             budget = min(len(today), max(1, int(rate * seconds_per_day)))
             chosen = today.iloc[rng.choice(len(today), size=budget, replace=False)]
             answered = _predict_day(client, chosen, entity, label, stamp, rate, stats)

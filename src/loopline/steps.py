@@ -276,7 +276,7 @@ def package_step(
     that nothing serves yet, so they are made outside the lock; the shared features and the
     registry change inside it, the registry last.
     """
-    from loopline import locks, packaging, runs
+    from loopline import locks, packaging, runs, sbom
     from loopline.registry import Registry
 
     metrics = json.loads((paths.artifacts / "metrics.json").read_text())
@@ -297,6 +297,7 @@ def package_step(
     if run_id:
         runs.update(paths, bento=bento)
     lineage |= {"bento": bento, "model_sha256": digest}
+    lineage |= sbom.write_sbom(packaging.bento_path(bento))
     registry = Registry(paths.registry_url)
     registry.upgrade()
     with locks.publishing(paths.published, run_id=run_id):

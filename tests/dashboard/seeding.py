@@ -152,8 +152,6 @@ def _data(paths: Any, count: int) -> tuple[list[str], list[int]]:
                 "payment_failures_90d": 0.0,
                 "days_since_last_login": 1.0,
                 "churned": [i % 10 == 0 for i in range(n)],
-                "name": "x",
-                "email": "x@example.com",
             }
         )
         paths.raw_batch.parent.mkdir(parents=True, exist_ok=True)

@@ -139,7 +139,7 @@ def test_data_versions_schema_validation_and_rejections(on_seeded: Seeded, dashb
         assert versions.loc[data_hash, "rows"] == rows  # read from DVC's cache
     assert versions["current"].sum() == 1
     schema = app.dataframe[1].value.set_index("column")
-    assert schema.loc["customer_id", "role"] == "entity"
+    assert schema.loc["customer_id", "role"] == "entity (pseudonym)"
     assert schema.loc["plan", "role"] == "feature (categorical)"
     rejected = app.dataframe[-1].value
     assert len(rejected) == on_seeded.rejected

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -60,6 +61,10 @@ def initialised(own: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def ran(own: Path, initialised: subprocess.CompletedProcess[str]) -> dict[str, object]:
     assert initialised.returncode == 0, initialised.stderr
+    # As a support team would: the e-mail is kept (sealed per subject), the name dropped.
+    params = yaml.safe_load((own / "params.yaml").read_text())
+    params["dataset"]["pii"]["email"] = "keep"
+    (own / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     done = loopline(own, "run")
     assert done.returncode == 0, done.stderr[-3000:]
     return dict(json.loads((own / "artifacts" / "candidates.json").read_text()))
@@ -95,6 +100,52 @@ def test_run_trains_on_every_labelled_row(own: Path, ran: dict[str, object]) -> 
     assert set(ingested["churned"].unique()) == {0, 1}
     package = json.loads((own / "artifacts" / "package.json").read_text())
     assert package["metrics"]["roc_auc"] > 0.65
+
+
+def _json(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert done.returncode == 0, done.stderr[-3000:]
+    value, _ = json.JSONDecoder().raw_decode(done.stdout)
+    return dict(value)
+
+
+def test_kept_personal_data_is_sealed_exported_and_erased(
+    own: Path, ran: dict[str, object]
+) -> None:
+    from loopline.privacy.audit import AuditLog
+
+    source = pd.read_csv(own / "customers.csv")
+    accepted = pd.read_parquet(own / "data" / "raw" / "dataset.parquet")
+    assert "contact" not in accepted.columns
+    assert accepted["email"].str.startswith("llv1.").all()
+    assert not set(accepted["email"]) & set(source["email"])
+    assert not set(accepted["customer_id"]) & set(source["customer_id"])
+    subject, other = source.iloc[0], source.iloc[1]
+
+    held = _json(loopline(own, "subjects", "export", str(subject["customer_id"])))
+    assert [row["email"] for row in held["data"]] == [subject["email"]] and not held["erased"]
+
+    erased = _json(loopline(own, "subjects", "erase", str(subject["customer_id"]), "--reason", "r"))
+    assert erased["tombstoned"] and erased["key_destroyed"] and erased["known"]
+    assert erased["online_rows_deleted"] > 0
+    assert erased["trained_on_subject"]  # the model of `loopline run` learned from them
+    again = loopline(own, "subjects", "erase", str(subject["customer_id"]), "--reason", "r")
+    assert again.returncode == 0 and again.stdout.strip().endswith("nothing left to remove")
+
+    held = _json(loopline(own, "subjects", "export", str(subject["customer_id"])))
+    assert held["erased"] and [row["email"] for row in held["data"]] == [None]
+    still = _json(loopline(own, "subjects", "export", str(other["customer_id"])))
+    assert [row["email"] for row in still["data"]] == [other["email"]]
+
+    unknown = loopline(own, "subjects", "erase", "987654321", "--reason", "r")
+    assert unknown.returncode == 0
+    assert unknown.stdout.strip().endswith(
+        "no accepted batch holds this subject; tombstoned so none will"
+    )
+    log = AuditLog(f"sqlite:///{own / '.loopline' / 'registry.db'}")
+    actions = [e["action"] for e in log.entries()]
+    assert actions == ["export", "erase", "erase-again", "export", "export", "erase"]
+    assert log.verify() is None
+    log.close()
 
 
 def test_second_file_of_the_same_shape_is_the_next_data_version(

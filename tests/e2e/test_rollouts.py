@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pandas as pd
 import pytest
 
 from loopline import platform, promotion, steps
+from tests.ids import known_customers
 
 pytestmark = pytest.mark.e2e
 
@@ -72,11 +72,6 @@ def ensure_production(params: Any, paths: Any, version: str, actor: str) -> str:
     reason = "serving tests need a production version"
     registry.request_promotion(version, actor=actor, reason=reason, gate_results=[])
     return version
-
-
-def known_customers(paths: Any, entity: str, count: int) -> list[int]:
-    ids = pd.read_parquet(paths.ingested, columns=[entity])[entity].unique().tolist()
-    return [int(i) for i in sorted(ids)[:count]]
 
 
 @dataclass
@@ -167,7 +162,7 @@ def live(versions: dict[str, str], params: Any, paths: Any, registry_url: str) -
 
 @pytest.fixture(scope="module")
 def customers(paths: Any, params: Any) -> list[int]:
-    return known_customers(paths, params.dataset.entity, 300)
+    return known_customers(paths, params, 300)
 
 
 def route(

@@ -128,9 +128,9 @@ def test_predict_with_known_customers_never_fails(
     this drives the model path with known ids, duplicates and a few unknown ones mixed in."""
     from hypothesis import strategies as st
 
-    from tests.e2e.test_rollouts import known_customers
+    from tests.ids import known_customers
 
-    known = known_customers(paths, params.dataset.entity, 400)
+    known = known_customers(paths, params, 400)
     ids = st.one_of(st.sampled_from(known), st.integers(min_value=0, max_value=2**62))
     batch = st.lists(st.sampled_from(known), min_size=1, max_size=1000)
     bodies = st.one_of(

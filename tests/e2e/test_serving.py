@@ -12,6 +12,7 @@ import pytest
 from loopline import platform
 from loopline.serving.workers import NATIVE_THREAD_VARIABLES
 from tests.e2e.test_rollouts import ensure_production
+from tests.ids import known_customers, pseudonym_of
 
 pytestmark = pytest.mark.e2e
 
@@ -47,8 +48,8 @@ def client(server: str, keys: dict[str, str]) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="module")
-def customers(paths: Any) -> list[int]:
-    return sorted(pd.read_parquet(paths.ingested)["customer_id"].unique().tolist())[:5]
+def customers(paths: Any, params: Any) -> list[int]:
+    return known_customers(paths, params, 5)
 
 
 def serving_now(paths: Any, params: Any, built: dict[str, Any]) -> str:
@@ -282,7 +283,8 @@ def test_bad_requests_batched_with_good_ones_fail_alone(
     assert 'loopline_errors_total{reason="overloaded"}' not in metrics
     assert _batches_larger_than_one(metrics) > 0
 
-    expected = {b["request_id"]: c for c, b in good}
+    # The log holds the pseudonym of each customer asked about, never the id itself.
+    expected = {b["request_id"]: pseudonym_of(paths, c) for c, b in good}
     deadline = time.monotonic() + 60
     while True:  # the log flushes every second; wait for every row, not for a fixed time
         rows = read_predictions(paths.serving_log, since=since.to_pydatetime())

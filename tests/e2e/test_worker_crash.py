@@ -27,7 +27,8 @@ import psutil
 import pytest
 
 from loopline import platform
-from tests.e2e.test_rollouts import ensure_production, known_customers
+from tests.e2e.test_rollouts import ensure_production
+from tests.ids import known_customers
 
 pytestmark = pytest.mark.e2e
 
@@ -226,7 +227,7 @@ def test_killing_one_of_two_workers_loses_only_its_in_flight_requests(
 ) -> None:
     keys = platform.dev_keys(paths)
     headers = {"Authorization": f"Bearer {keys['client']}"}
-    customers = known_customers(paths, params.dataset.entity, 97)
+    customers = known_customers(paths, params, 97)
     readyz: list[int] = []
     pids = set(platform.serving_workers(serving))
     assert len(pids) == WORKERS, pids

@@ -41,8 +41,9 @@ import httpx
 import pytest
 
 from loopline import platform, promotion
-from tests.e2e.test_rollouts import fresh_version, known_customers, private_registry
+from tests.e2e.test_rollouts import fresh_version, private_registry
 from tests.e2e.test_worker_crash import fresh_client, wait_answering
+from tests.ids import known_customers
 
 pytestmark = pytest.mark.e2e
 
@@ -288,7 +289,7 @@ def run_under_load(
     """The steady load with ten production flips; returns samples and summary."""
     keys = platform.dev_keys(paths)
     headers = {"Authorization": f"Bearer {keys['client']}"}
-    customers = known_customers(paths, params.dataset.entity, 400)
+    customers = known_customers(paths, params, 400)
     registry = promotion.open_registry(paths)
     model_name = params.serving.model_name
 

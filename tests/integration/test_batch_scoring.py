@@ -65,12 +65,15 @@ def test_feature_rows_stream_and_score_on_dask_alike(
 
 
 def test_ids_alone_get_the_online_features(
-    built: dict[str, Any], rows: pd.DataFrame, tmp_path: Path
+    built: dict[str, Any], paths: Any, params: Any, tmp_path: Path
 ) -> None:
     from flows.score import score_batch
+    from tests.ids import known_customers
 
     version = built["package"]["model"]
-    ids = pd.DataFrame({"customer_id": [*rows["customer_id"].head(200), 10**9, 10**9 + 1]})
+    # Ids as a client knows them (the stores hold pseudonyms, which are not ids).
+    known = known_customers(paths, params, 200)
+    ids = pd.DataFrame({"customer_id": [*known, 10**9, 10**9 + 1]})
     source = _partitions(tmp_path / "ids", ids, parts=2)
     result = score_batch(str(source), str(tmp_path / "out"), version=version)
     scored = _read(tmp_path / "out")

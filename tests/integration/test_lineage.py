@@ -54,6 +54,28 @@ def test_lineage_of_the_packaged_model_is_complete(
     assert data.attributes["data_hash"] in text and package["bento"] in text
 
 
+def test_the_bento_carries_an_sbom_of_its_environment(
+    built: dict[str, Any], view: RegistryView
+) -> None:
+    import hashlib
+    import importlib.metadata
+
+    from loopline import packaging
+
+    package = built["package"]
+    (bento,) = lineage.build_graph(view, package["model"]).of_kind("bento")
+    file = packaging.bento_path(package["bento"]) / bento.attributes["sbom"]
+    assert hashlib.sha256(file.read_bytes()).hexdigest() == bento.attributes["sbom_sha256"]
+    sbom = json.loads(file.read_text())
+    assert sbom["bomFormat"] == "CycloneDX" and sbom["specVersion"] == "1.6"
+    versions = {c["name"].lower(): c["version"] for c in sbom["components"]}
+    assert len(versions) == bento.attributes["sbom_components"]
+    for name in ("scikit-learn", "bentoml", "feast", "pandas"):
+        assert versions[name] == importlib.metadata.version(name)
+    purls = {c["purl"] for c in sbom["components"]}
+    assert f"pkg:pypi/scikit-learn@{versions['scikit-learn']}" in purls
+
+
 def test_reverse_query_finds_the_model_by_its_data_version(
     built: dict[str, Any], view: RegistryView
 ) -> None:

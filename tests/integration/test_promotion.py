@@ -24,9 +24,9 @@ def package_again(params: Any, paths: Any) -> str:
 
 def package_bad(params: Any, paths: Any, tmp_path: Path) -> str:
     """A version trained on shuffled labels: registered, but it should never serve."""
-    import joblib
     import pandas as pd
 
+    from loopline.model_scan import write_model
     from loopline.training.candidates import Candidate, build_pipeline
     from loopline.training.train import feature_columns
 
@@ -35,7 +35,7 @@ def package_bad(params: Any, paths: Any, tmp_path: Path) -> str:
     model = build_pipeline(Candidate("logistic_regression", {}), numeric, categorical, 0)
     labels = np.random.default_rng(0).permutation(holdout[params.dataset.label].to_numpy())
     model.fit(holdout[numeric + categorical], labels)
-    joblib.dump(model, tmp_path / "bad.joblib")
+    write_model(model, tmp_path / "bad.joblib")
     metrics = {"roc_auc": 0.5}
     lineage = steps.lineage_record(params, paths, None)
     tag, digest = packaging.save_model(
@@ -122,6 +122,83 @@ def test_changed_model_file_is_refused(
     with pytest.raises(promotion.PromotionError, match="does not match the hash"):
         promotion.promote(params, paths, tag, actor=ACTOR, reason="tampered")
     assert len(registry.history()) == before
+
+
+def _plant(model_file: Path, marker: Path) -> None:
+    """Replace a stored model with a pipeline carrying a payload (what an attacker with
+    write access to the model store would do)."""
+    import pickle
+
+    from tests.unit.test_model_scan import Payload, fitted
+
+    model_file.write_bytes(pickle.dumps([fitted(), Payload(marker)], protocol=5))
+
+
+def test_a_planted_payload_fails_the_scan_gate_and_never_runs(
+    built: dict[str, Any], registry: Any, params: Any, paths: Any, tmp_path: Path
+) -> None:
+    from loopline.gates import GateReport
+
+    tag = package_again(params, paths)
+    model_file, _ = packaging.stored_files(tag)
+    marker = tmp_path / "ran"
+    _plant(model_file, marker)
+    # The hash check is the first line of defence; the scan must hold on its own, so the
+    # registry is told the planted file's hash, as an attacker with database access could.
+    record = registry.get(tag)
+    record.lineage["model_sha256"] = packaging.file_sha256(model_file)
+    report = promotion.check_gates(params, registry, record)
+    assert isinstance(report, GateReport) and not report.passed
+    (scan,) = report.failures
+    assert scan.name == "model_scan" and "imports that run code: posix.system" in scan.detail
+    assert not marker.exists()
+
+
+def test_a_planted_payload_is_never_registered(
+    built: dict[str, Any], params: Any, paths: Any, tmp_path: Path
+) -> None:
+    import bentoml
+
+    from loopline.model_scan import UnsafeModel
+
+    planted, marker = tmp_path / "model.joblib", tmp_path / "ran"
+    _plant(planted, marker)
+    before = {str(m.tag) for m in bentoml.models.list()}
+    with pytest.raises(UnsafeModel, match="imports that run code: posix.system"):
+        packaging.save_model(
+            params.serving.model_name,
+            planted,
+            paths.artifacts / "holdout.parquet",
+            {"roc_auc": 0.9},
+            steps.lineage_record(params, paths, None),
+        )
+    assert {str(m.tag) for m in bentoml.models.list()} == before and not marker.exists()
+
+
+def test_serving_refuses_a_changed_or_planted_model_file(
+    built: dict[str, Any], registry: Any, params: Any, paths: Any, tmp_path: Path
+) -> None:
+    """What every serving worker calls to load a version (bentos/service.py)."""
+    from loopline.model_scan import UnsafeModel
+    from loopline.serving.process import TamperedModel, load_scorer
+
+    tag = package_again(params, paths)
+    assert load_scorer(tag, registry) is not None
+    model_file, _ = packaging.stored_files(tag)
+    marker = tmp_path / "ran"
+    _plant(model_file, marker)
+    with pytest.raises(TamperedModel, match="not the one recorded at training"):
+        load_scorer(tag, registry)
+    with pytest.raises(UnsafeModel, match="refused, not loaded"):
+        # Even with the recorded hash matching (a registry that was changed too).
+        class Agreeing:
+            def get(self, version: str) -> Any:
+                record = registry.get(version)
+                record.lineage["model_sha256"] = packaging.file_sha256(model_file)
+                return record
+
+        load_scorer(tag, Agreeing())
+    assert not marker.exists()
 
 
 def test_unknown_version_and_illegal_transition(

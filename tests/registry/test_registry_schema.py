@@ -24,6 +24,9 @@ TABLES = {
     "registry_history",
     "tracking_runs",
     "monitoring_windows",
+    "privacy_subject_keys",
+    "privacy_tombstones",
+    "privacy_audit",
     VERSION_TABLE,
 }
 

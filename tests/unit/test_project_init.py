@@ -207,7 +207,8 @@ def test_plan_writes_the_proposal_into_params(project: Path) -> None:
     assert dataset.label_values == {"Yes": 1, "No": 0}
     assert dataset.features["total_charges"].missing == "impute"
     assert dataset.features["tenure"].missing == "reject"
-    assert dataset.pii == proposal.pii == ["contact", "email"]
+    assert dataset.pii == dict.fromkeys(proposal.pii, "drop")
+    assert proposal.pii == ["contact", "email"]
     assert (dataset.entity, dataset.timestamp, dataset.label) == (
         "customer_id",
         "signup_date",

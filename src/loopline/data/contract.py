@@ -125,7 +125,8 @@ def batch_schema(dataset: DatasetParams, *, unique: bool = True) -> pa.DataFrame
         # Text or None: normalise made them so; a coercion to str would turn None into "None".
         columns[name] = pa.Column(nullable=dataset.features[name].missing != "reject")
     for name in dataset.pii:
-        columns[name] = pa.Column(nullable=True)
+        # Not required: an accepted batch no longer holds the columns ingestion dropped.
+        columns[name] = pa.Column(nullable=True, required=False)
     return pa.DataFrameSchema(
         columns,
         unique=[dataset.entity, dataset.timestamp] if unique else None,
@@ -291,7 +292,8 @@ def check_batches(
     first = True
     for raw in frames:
         if first:
-            missing = [c for c in batch_schema(dataset).columns if c not in raw.columns]
+            needed = batch_schema(dataset).columns
+            missing = [c for c, col in needed.items() if col.required and c not in raw.columns]
             if missing:
                 raise BatchRejected(source, [f"missing columns: {', '.join(missing)}"])
             first = False

@@ -45,10 +45,14 @@ def accept_batch(source: Path, dataset: DatasetParams, paths: Paths) -> DataVers
     """Check ``source`` against the contract and make it the current data version.
 
     In a run's workspace the checked batch is kept there too, so the run trains on exactly
-    this version even when another batch is accepted a moment later.
+    this version even when another batch is accepted a moment later. What is kept is the
+    protected batch (:mod:`loopline.privacy.protect`): pseudonymous ids, no dropped columns.
     """
     from loopline import locks, runs
+    from loopline.privacy.protect import protector_for
 
+    # Before anything is read or written: without the keys nothing can be stored safely.
+    protector = protector_for(dataset, paths)
     published = paths.published
     # The checked batch is written where the run keeps it (or beside the current one) first:
     # a rejection leaves no file behind and changes nothing.
@@ -56,9 +60,14 @@ def accept_batch(source: Path, dataset: DatasetParams, paths: Paths) -> DataVers
     checked = kept.with_name(f".{kept.name}.checked")
     kept.parent.mkdir(parents=True, exist_ok=True)
     try:
-        facts = write_checked(source, dataset, checked)
+        facts = write_checked(source, dataset, checked, protector)
     except BatchRejected as exc:
         record_rejection(paths, exc)
+        raise
+    try:
+        protector.commit()  # the new subjects' keys, now that the batch is accepted
+    except BaseException:
+        checked.unlink(missing_ok=True)
         raise
     if paths.workspace is None:
         data_hash = _make_current(published, lambda staged: os.replace(checked, staged))
@@ -89,14 +98,23 @@ class BatchFacts:
     end: str
 
 
-def write_checked(source: Path, dataset: DatasetParams, target: Path) -> BatchFacts:
+def write_checked(
+    source: Path,
+    dataset: DatasetParams,
+    target: Path,
+    protect: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+) -> BatchFacts:
     """Check ``source`` and write it, as accepted, to ``target``; a rejection writes nothing.
 
-    A Parquet batch is read, checked and written a piece at a time (``ROWS_PER_BATCH`` rows
-    of :mod:`loopline.data.contract`), so memory does not grow with the batch.
+    A Parquet batch is read, checked, ``protect``-ed and written a piece at a time
+    (``ROWS_PER_BATCH`` rows of :mod:`loopline.data.contract`), so memory does not grow with
+    the batch.
     """
     tally = _Tally(dataset)
-    write_frames(tally.through(checked_batches(source, dataset)), target, _arrow_schema(source))
+    pieces: Iterable[pd.DataFrame] = checked_batches(source, dataset)
+    if protect is not None:
+        pieces = map(protect, pieces)
+    write_frames(tally.through(pieces), target, _arrow_schema(source))
     return tally.facts()
 
 
@@ -250,16 +268,29 @@ def _make_current(published: Paths, write: Callable[[Path], object]) -> str:
 
 
 def record_rejection(paths: Paths, error: BatchRejected) -> Path:
-    """Keep the reason (and a copy of the file when it exists) for the dashboard and audit."""
+    """Keep the reason, and the file's size and SHA-256, for the dashboard and audit.
+
+    Not the file: a refused batch holds personal data nothing has protected yet, and the
+    drop folder it came from is the source's own copy.
+    """
     when = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     folder = paths.rejected / when
     folder.mkdir(parents=True, exist_ok=True)
+    record: dict[str, object] = {"source": str(error.source), "at": when}
     if error.source.is_file():
-        shutil.copy2(error.source, folder / error.source.name)
-    (folder / "reason.json").write_text(
-        json.dumps({"source": str(error.source), "at": when, "problems": error.problems}, indent=2)
-    )
+        record |= {"bytes": error.source.stat().st_size, "sha256": _sha256(error.source)}
+    (folder / "reason.json").write_text(json.dumps(record | {"problems": error.problems}, indent=2))
     return folder
+
+
+def _sha256(file: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with file.open("rb") as data:
+        for block in iter(lambda: data.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def current_version(dataset: DatasetParams, paths: Paths) -> DataVersion | None:
@@ -290,9 +321,20 @@ def prepare(dataset: DatasetParams, paths: Paths, *, checked: bool = False) -> i
     pieces = read_batches(source, dataset)
     if not checked:
         pieces = check_batches(pieces, dataset, source)
-    kept = (f.drop(columns=[c for c in dataset.pii if c in f.columns]) for f in pieces)
+    from loopline.privacy.subjects import tombstones
+
+    # A subject erased after this batch was accepted is left out of everything built from it.
+    erased = tombstones(paths)
+    kept = (_without_subjects(f, dataset, erased) for f in pieces)
     paths.ingested.parent.mkdir(parents=True, exist_ok=True)
     return write_frames(kept, paths.ingested, _arrow_schema(source))
+
+
+def _without_subjects(
+    frame: pd.DataFrame, dataset: DatasetParams, erased: set[int]
+) -> pd.DataFrame:
+    kept = frame.drop(columns=[c for c in dataset.pii if c in frame.columns])
+    return kept[~kept[dataset.entity].isin(erased)] if erased else kept
 
 
 def quality_summary(frame: pd.DataFrame, dataset: DatasetParams) -> dict[str, object]:

@@ -69,6 +69,7 @@ def monitor_window(
         served_rows,
         window_reference,
     )
+    from loopline.privacy.subjects import tombstones
     from loopline.promotion import open_registry, verified_model
     from loopline.tracking import Store
 
@@ -80,6 +81,9 @@ def monitor_window(
     if champion is None:
         return {"skipped": "no model in production yet"}
     current = served_rows(paths.serving_log, champion.version, since, now)
+    erased = tombstones(paths)  # an erased subject's rows are left out, whatever a log holds
+    if erased and not current.empty:
+        current = current[~current["entity_id"].isin(erased)]
     if current.empty:
         return {"skipped": f"no predictions since {since:%Y-%m-%d %H:%M}"}
     model, holdout = verified_model(champion)

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -185,3 +187,43 @@ class DriftWindowRow(Base):
     healthy: Mapped[bool | None] = mapped_column(Boolean)
     reference: Mapped[str | None] = mapped_column(String(255))
     prior_checks: Mapped[list[Any] | None]
+
+
+class SubjectKeyRow(Base):
+    """One data subject's data key, wrapped by the master key; gone once the subject is erased.
+
+    The wrapping (AES-GCM, the pseudonym as associated data) is each row's checksum too: a
+    changed byte, or a key moved to another subject, fails to unwrap (loopline.privacy).
+    """
+
+    __tablename__ = "privacy_subject_keys"
+
+    pseudonym: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    wrapped: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+    destroyed_at: Mapped[datetime | None]
+
+
+class TombstoneRow(Base):
+    """An erased subject: every later training set, batch score and monitor window skips it."""
+
+    __tablename__ = "privacy_tombstones"
+
+    pseudonym: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    erased_at: Mapped[datetime]
+
+
+class PrivacyAuditRow(Base):
+    """One entry of the privacy audit log, chained by hash like the registry history."""
+
+    __tablename__ = "privacy_audit"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

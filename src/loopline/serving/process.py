@@ -18,17 +18,32 @@ FULL_COLLECTION_S = float(os.environ.get("LOOPLINE_SERVING_FULL_GC_S", "600"))
 NEVER = 1_000_000_000  # gen-1 collections before a full one: never, in practice
 
 
-def load_scorer(version: str) -> Any:
-    """The scorer a version serves with: compiled where packaging found it exact."""
+class TamperedModel(RuntimeError):
+    """A stored model file whose hash is not the one recorded when it was trained."""
+
+
+def load_scorer(version: str, registry: Any = None) -> Any:
+    """The scorer a version serves with: compiled where packaging found it exact.
+
+    The file must hash to what the registry recorded at training (the model store's own
+    record for a version the registry does not know) and pass the model scan; it is
+    loaded only then."""
     import bentoml
-    import joblib
     import pandas as pd
 
     from loopline import packaging
     from loopline.inference import NotCompilable, SklearnScorer, compile_pipeline, serving_scorer
+    from loopline.model_scan import read_model
 
     model_file, holdout_file = packaging.stored_files(version)
-    pipeline = joblib.load(model_file)
+    expected = _recorded_sha256(version, registry)
+    actual = packaging.file_sha256(model_file)
+    if expected != actual:
+        raise TamperedModel(
+            f"model {version}: stored file hash {actual[:12]} is not the one recorded at "
+            f"training ({str(expected)[:12]}); refusing to load it"
+        )
+    pipeline = read_model(model_file, f"model {version}")
     if os.environ.get(ENGINE_ENV) == "sklearn":  # the operator's choice (and the benchmarks')
         return SklearnScorer(pipeline)
     inference = bentoml.models.get(version).info.metadata.get("inference")
@@ -43,6 +58,22 @@ def load_scorer(version: str) -> Any:
         except NotCompilable as exc:  # it compiled when packaged: a library changed since
             log.warning("model %s: serving with scikit-learn: %s", version, exc)
     return SklearnScorer(pipeline)
+
+
+def _recorded_sha256(version: str, registry: Any) -> str | None:
+    import bentoml
+
+    from loopline.registry.errors import UnknownVersion
+
+    if registry is not None:
+        try:
+            recorded = registry.get(version).lineage.get("model_sha256")
+        except UnknownVersion:
+            recorded = None
+        if recorded:
+            return str(recorded)
+    stored = bentoml.models.get(version).info.metadata.get("model_sha256")
+    return None if stored is None else str(stored)
 
 
 def freeze_heap(full_every_s: float = FULL_COLLECTION_S) -> None:

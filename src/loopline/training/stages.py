@@ -111,6 +111,7 @@ def select_step(params: Params, paths: Paths, *, pinned: str | None = None) -> d
     """Time every fitted candidate, keep one (cost-aware), write the model and candidates.json."""
     import joblib
 
+    from loopline.model_scan import write_model
     from loopline.training.train import select, time_candidates
 
     split = _split(params, paths)
@@ -126,7 +127,8 @@ def select_step(params: Params, paths: Paths, *, pinned: str | None = None) -> d
     threshold = params.serving.threshold
     selection = select(results, y_hold, params.training, threshold, pinned=pinned)
     best = selection.selected
-    joblib.dump(best.model, paths.artifacts / "model.joblib")
+    # A plain pickle: the model scanner reads it to the end (loopline.model_scan).
+    write_model(best.model, paths.artifacts / "model.joblib")
     summary = json.loads((_folder(paths) / "set.json").read_text())
     return {
         "selected": best.candidate.name,

@@ -1,0 +1,226 @@
+"""A data subject's rights across Loopline's stores: access (export) and erasure.
+
+Each function is one step of the erase flow (``flows/subjects.py``) or of an export, and
+takes the subject's pseudonym: the raw id is turned into it once, by the caller, so it
+never becomes a flow parameter in Prefect's database.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+from sqlalchemy import insert, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from loopline.config import Params
+from loopline.privacy.pseudonyms import Pseudonyms
+from loopline.privacy.secrets import MissingSecret, master_key, pseudonym_key
+from loopline.registry.database import (
+    create_registry_engine,
+    read_session,
+    reading,
+    upgrade,
+    writing,
+)
+from loopline.registry.schema import TombstoneRow
+from loopline.settings import Paths
+
+
+def subject_of(paths: Paths, raw_id: Any) -> int:
+    """The pseudonym every store knows the subject by."""
+    return Pseudonyms(pseudonym_key(paths)).of(raw_id)
+
+
+def rows_of(paths: Paths, params: Params, pseudonym: int, file: Path | None = None) -> pd.DataFrame:
+    """The subject's rows of an accepted batch (default: the current one)."""
+    entity = params.dataset.entity
+    source = file or paths.raw_batch
+    if not source.is_file():
+        return pd.DataFrame()
+    table = pq.read_table(source, filters=[(entity, "==", pseudonym)])
+    return table.to_pandas()
+
+
+def destroy_key(paths: Paths, pseudonym: int) -> bool:
+    """Destroy the subject's data key (their kept columns, in every version, become noise)."""
+    from loopline.privacy.keystore import SubjectKeys
+
+    try:
+        master = master_key(paths)
+    except MissingSecret:
+        return False  # no key was ever made with it: nothing is sealed for anyone
+    keys = SubjectKeys(paths.registry_url, master)
+    try:
+        return keys.destroy(pseudonym)
+    finally:
+        keys.close()
+
+
+def add_tombstone(paths: Paths, pseudonym: int) -> bool:
+    """Mark the subject erased; False if it already was."""
+    engine = create_registry_engine(paths.registry_url)
+    upgrade(engine)
+    try:
+        with writing(engine).begin() as connection:
+            row = {"pseudonym": pseudonym, "erased_at": datetime.now(UTC)}
+            connection.execute(insert(TombstoneRow).values(**row))
+        return True
+    except IntegrityError:
+        return False
+    finally:
+        engine.dispose()
+
+
+def tombstones(paths: Paths) -> set[int]:
+    """Every erased subject's pseudonym (none before the registry has its privacy tables)."""
+    engine = create_registry_engine(paths.registry_url)
+    try:
+        with read_session(reading(engine)) as session:
+            return set(session.scalars(select(TombstoneRow.pseudonym)))
+    except DBAPIError:  # no table yet: read paths do not migrate, writers do
+        return set()
+    finally:
+        engine.dispose()
+
+
+def erase_online(paths: Paths, pseudonym: int) -> int:
+    """Delete the subject's rows from every feature view of the online store."""
+    from feast.infra.online_stores.sqlite import _quote_id, _table_id
+
+    from loopline import features
+    from loopline.online import _key_encoder
+
+    store = features.feature_store(paths)
+    config = store.config
+    if config.online_store.type != "sqlite":
+        raise NotImplementedError(
+            f"erasing from the {config.online_store.type} online store is not built yet"
+        )
+    database = Path(str(config.online_store.path))
+    if not database.is_absolute():
+        database = Path(str(config.repo_path)) / database
+    removed = 0
+    with sqlite3.connect(database) as conn:
+        for view in store.list_feature_views():
+            (join_key,) = view.join_keys
+            key = _key_encoder(join_key, config.entity_key_serialization_version)([pseudonym])[0]
+            table = _quote_id(_table_id(config.project, view))
+            # table: Feast's own quoted id; the key is bound
+            removed += conn.execute(f"DELETE FROM {table} WHERE entity_key = ?", (key,)).rowcount  # nosec B608
+    return removed
+
+
+def erase_logs(paths: Paths, pseudonym: int) -> dict[str, int]:
+    """Rewrite every prediction and feedback log file that holds the subject, without them."""
+    from loopline.serving.predlog import FEEDBACK, PREDICTIONS
+
+    removed: dict[str, int] = {}
+    for table in (PREDICTIONS, FEEDBACK):
+        removed[table] = 0
+        for file in sorted((paths.serving_log / table).rglob("*.parquet")):
+            removed[table] += _without(file, pseudonym)
+    return removed
+
+
+def _without(file: Path, pseudonym: int) -> int:
+    data = pq.read_table(file)
+    ids = data.column("entity_id").to_pandas()
+    hit = (ids == pseudonym).to_numpy()
+    if not hit.any():
+        return 0
+    partial = file.with_name(f".{file.name}.erasing")
+    pq.write_table(data.filter(~hit), partial)
+    os.replace(partial, file)  # readers see the old file or the new one, never half of one
+    return int(hit.sum())
+
+
+def versions_trained_on(paths: Paths, params: Params, pseudonym: int) -> list[str]:
+    """Registered model versions whose training data held the subject (from lineage); a
+    version whose data version can no longer be restored is listed too (not ruled out)."""
+    from loopline.data import versioning
+    from loopline.promotion import open_registry
+
+    registry = open_registry(paths)
+    found = []
+    by_hash: dict[str, bool] = {}
+    for record in registry.list_versions(params.serving.model_name):
+        data_hash = (record.lineage or {}).get("data_hash")
+        if not data_hash:
+            continue
+        if data_hash not in by_hash:
+            try:
+                file = versioning.restore(paths, paths.raw_batch, data_hash)
+            except FileNotFoundError:
+                by_hash[data_hash] = True  # the version is gone: it cannot be ruled out
+            else:
+                by_hash[data_hash] = not rows_of(paths, params, pseudonym, file).empty
+        if by_hash[data_hash]:
+            found.append(record.version)
+    return found
+
+
+def export(paths: Paths, params: Params, pseudonym: int) -> dict[str, Any]:
+    """Everything Loopline holds about the subject, kept columns decrypted (an access request)."""
+    from loopline.privacy.audit import AuditLog
+    from loopline.serving.predlog import FEEDBACK, PREDICTIONS
+
+    rows = rows_of(paths, params, pseudonym)
+    kept = [c for c in params.dataset.pii_columns("keep") if c in rows.columns]
+    if kept and not rows.empty:
+        rows = _opened(paths, pseudonym, rows, kept)
+    logs = {
+        table: _log_rows(paths.serving_log / table, pseudonym) for table in (PREDICTIONS, FEEDBACK)
+    }
+    audit = AuditLog(paths.registry_url)
+    try:
+        entries = audit.entries(subject=pseudonym)
+    finally:
+        audit.close()
+    return {
+        "subject": pseudonym,
+        "erased": pseudonym in tombstones(paths),
+        "data": _records(rows),
+        "predictions": _records(logs[PREDICTIONS]),
+        "feedback": _records(logs[FEEDBACK]),
+        "models_trained_on_subject": versions_trained_on(paths, params, pseudonym),
+        "audit": entries,
+    }
+
+
+def _opened(paths: Paths, pseudonym: int, rows: pd.DataFrame, kept: list[str]) -> pd.DataFrame:
+    from loopline.privacy.encryption import open_token
+    from loopline.privacy.keystore import SubjectKeys
+
+    keys = SubjectKeys(paths.registry_url, master_key(paths))
+    try:
+        key = keys.get([pseudonym]).get(pseudonym)
+    finally:
+        keys.close()
+    out = rows.copy()
+    for column in kept:
+        out[column] = [
+            None if key is None or t is None else open_token(key, pseudonym, column, t)
+            for t in rows[column]
+        ]
+    return out
+
+
+def _log_rows(folder: Path, pseudonym: int) -> pd.DataFrame:
+    parts = [
+        pq.read_table(f, filters=[("entity_id", "==", pseudonym)]).to_pandas()
+        for f in sorted(folder.rglob("*.parquet"))
+    ]
+    parts = [p for p in parts if not p.empty]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    import json
+
+    return list(json.loads(frame.to_json(orient="records", date_format="iso")))
