@@ -38,7 +38,7 @@ def environment_sbom() -> tuple[str, int]:
                 type=ComponentType.LIBRARY,
                 name=name,
                 version=version,
-                purl=PackageURL("pypi", key, version),
+                purl=PackageURL(type="pypi", name=key, version=version),
                 bom_ref=f"{key}@{version}",
             )
         )

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from loopline import platform, promotion, steps
-from tests.ids import known_customers
+from tests.ids import known_customers, pseudonym_of
 
 pytestmark = pytest.mark.e2e
 
@@ -219,9 +219,10 @@ def test_ab_keeps_each_customer_on_one_arm(
     assert all(len(arms) == 1 for arms in seen.values()), seen
     arms = Counter(next(iter(a)) for a in seen.values())
     assert arms["champion"] > 0 and arms["challenger"] > 0, arms
-    # The assignment is the documented stable hash, not a per-process draw.
+    # The assignment is the documented stable hash (of the pseudonym the service keys the
+    # customer by), not a per-process draw.
     for customer, (arm,) in seen.items():
-        assert arm == ("challenger" if bucket(customer) < 0.5 else "champion")
+        assert arm == ("challenger" if bucket(pseudonym_of(paths, customer)) < 0.5 else "champion")
 
 
 def test_shadow_answers_with_the_champion_and_logs_the_challenger(

@@ -86,8 +86,12 @@ def test_same_answer_as_the_model_in_process(
     from loopline import features, packaging
 
     model, _ = packaging.load_model(serving_now(paths, params, built))
+    # The store knows the customer by the pseudonym ingestion gave them.
     values = features.online_features(
-        features.feature_store(paths), params.features.service, "customer_id", customers[:1]
+        features.feature_store(paths),
+        params.features.service,
+        "customer_id",
+        [pseudonym_of(paths, customers[0])],
     )
     expected = model.predict_proba(pd.DataFrame(values)[list(model.feature_names_in_)])[0, 1]
     served = client.post("/predict", json={"customer_id": customers[0]}).json()
@@ -228,7 +232,7 @@ def test_every_error_has_the_one_documented_shape(
 
 
 def test_bad_requests_batched_with_good_ones_fail_alone(
-    client: httpx.Client, keys: dict[str, str], server: str, paths: Any
+    client: httpx.Client, keys: dict[str, str], server: str, paths: Any, params: Any
 ) -> None:
     """Under concurrent load, unknown customers share batches with good requests.
 
@@ -244,7 +248,7 @@ def test_bad_requests_batched_with_good_ones_fail_alone(
 
     from loopline.serving.predlog_read import read_predictions
 
-    known = sorted(pd.read_parquet(paths.ingested)["customer_id"].unique().tolist())[:40]
+    known = known_customers(paths, params, 40)
     alone = {
         i: client.post("/predict", json={"customer_id": i}).json()["predictions"][0]["probability"]
         for i in known

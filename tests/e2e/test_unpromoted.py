@@ -24,7 +24,8 @@ import yaml
 
 from loopline import platform, promotion
 from loopline.serving.predlog_read import read_predictions
-from tests.e2e.test_rollouts import fresh_version, known_customers, private_registry
+from tests.e2e.test_rollouts import fresh_version, private_registry
+from tests.ids import known_customers
 
 pytestmark = pytest.mark.e2e
 
@@ -70,7 +71,7 @@ def version(built: dict[str, Any], params: Any, paths: Any, tmp_path: Path) -> I
 
 @pytest.fixture
 def customer(paths: Any, params: Any) -> int:
-    return known_customers(paths, params.dataset.entity, 1)[0]
+    return known_customers(paths, params, 1)[0]
 
 
 @contextmanager

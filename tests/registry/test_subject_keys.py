@@ -92,3 +92,20 @@ def test_kept_columns_are_sealed_per_subject_and_keys_stored_on_commit(
     again = Protector(dataset, ID_KEY, store)(frame)
     assert again["email"].iloc[0] is None and again["email"].iloc[1] is not None
     store.close()
+
+
+def test_the_audit_log_is_a_chain_that_shows_an_altered_entry(registry_url: str) -> None:
+    from loopline.privacy.audit import AuditLog
+
+    log = AuditLog(registry_url)
+    log.record("dpo", "erase", 11, "request 1", {"key_destroyed": True})
+    log.record("dpo", "export", 12, "request 2", {"rows": 3})
+    log.record("dpo", "erase-again", 11, "request 1", {})
+    assert log.verify() is None
+    assert [e["action"] for e in log.entries(subject=11)] == ["erase", "erase-again"]
+    engine = create_engine(registry_url)
+    with engine.begin() as db:
+        db.execute(text("UPDATE privacy_audit SET reason = 'nothing' WHERE seq = 2"))
+    engine.dispose()
+    assert log.verify() == "entry 2 does not match its hash: it was altered"
+    log.close()

@@ -80,10 +80,8 @@ class AuditLog:
         for entry in self.entries():
             if entry["seq"] != expected:
                 return f"entry {expected} is missing (the next entry is {entry['seq']})"
-            if (
-                content_hash({k: entry[k] for k in _content(entry)}, entry["prev_hash"])
-                != (entry["hash"])
-            ):
+            content = {k: entry[k] for k in _KEYS}  # "at" is spelled for hashing already
+            if content_hash(content, entry["prev_hash"]) != entry["hash"]:
                 return f"entry {entry['seq']} does not match its hash: it was altered"
             if entry["prev_hash"] != prev:
                 return f"entry {entry['seq']} does not link to entry {expected - 1}"
