@@ -67,15 +67,6 @@ class ScanReport:
             found.append("imports from outside sklearn/numpy/scipy: " + ", ".join(self.unlisted))
         return f"{Path(self.file).name}: " + "; ".join(found)
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "complete": self.complete,
-            "dangerous": self.dangerous,
-            "unlisted": self.unlisted,
-            "passed": self.passed,
-        }
-
 
 def scan(path: Path) -> ScanReport:
     """Scan one model file without loading it."""

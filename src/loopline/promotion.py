@@ -77,11 +77,14 @@ def checked_files(record: VersionRecord) -> tuple[Path, Path]:
 def verified_model(record: VersionRecord) -> tuple[Any, Any]:
     """Load a version's pipeline and holdout: the file unchanged since training, and
     (before anything is unpickled) passing the model scan."""
+    return _loaded(record, *checked_files(record))
+
+
+def _loaded(record: VersionRecord, model_file: Path, holdout_file: Path) -> tuple[Any, Any]:
     import pandas as pd
 
     from loopline.model_scan import UnsafeModel, read_model
 
-    model_file, holdout_file = checked_files(record)
     try:
         model = read_model(model_file, f"model {record.version}")
     except UnsafeModel as exc:
@@ -97,11 +100,12 @@ def check_gates(params: Params, registry: Registry, record: VersionRecord) -> Ga
     from loopline.gates import Check, GateReport, evaluate_gates
     from loopline.model_scan import scan
 
-    scanned = scan(checked_files(record)[0])
+    files = checked_files(record)
+    scanned = scan(files[0])
     scan_check = Check("model_scan", None, None, scanned.passed, scanned.summary())
     if not scanned.passed:
         return GateReport((scan_check,))
-    candidate, holdout = verified_model(record)
+    candidate, holdout = _loaded(record, *files)
     champion_record = registry.production(record.model_name)
     champion = None
     if champion_record is not None and champion_record.version != record.version:

@@ -278,19 +278,11 @@ def record_rejection(paths: Paths, error: BatchRejected) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     record: dict[str, object] = {"source": str(error.source), "at": when}
     if error.source.is_file():
-        record |= {"bytes": error.source.stat().st_size, "sha256": _sha256(error.source)}
+        from loopline.packaging import file_sha256
+
+        record |= {"bytes": error.source.stat().st_size, "sha256": file_sha256(error.source)}
     (folder / "reason.json").write_text(json.dumps(record | {"problems": error.problems}, indent=2))
     return folder
-
-
-def _sha256(file: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with file.open("rb") as data:
-        for block in iter(lambda: data.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def current_version(dataset: DatasetParams, paths: Paths) -> DataVersion | None:

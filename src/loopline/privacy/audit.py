@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from loopline.registry.chain import GENESIS, content_hash, timestamp
 from loopline.registry.database import (
@@ -87,10 +87,6 @@ class AuditLog:
                 return f"entry {entry['seq']} does not link to entry {expected - 1}"
             expected, prev = expected + 1, entry["hash"]
         return None
-
-    def count(self) -> int:
-        with read_session(reading(self._engine)) as session:
-            return int(session.scalar(select(func.count()).select_from(PrivacyAuditRow)) or 0)
 
     def close(self) -> None:
         self._engine.dispose()

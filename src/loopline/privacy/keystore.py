@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select, update
 
 from loopline.errors import LooplineError
+from loopline.privacy.encryption import NONCE_BYTES
 from loopline.registry.database import (
     create_registry_engine,
     read_session,
@@ -27,7 +28,6 @@ from loopline.registry.database import (
 )
 from loopline.registry.schema import SubjectKeyRow
 
-NONCE_BYTES = 12
 _WRAP_CONTEXT = b"loopline-subject-key\x00"
 _CHUNK = 10_000  # pseudonyms per IN (...) query: within every backend's parameter limit
 
