@@ -30,6 +30,7 @@ from loopline.data.contract import check_batch
 from loopline.data.generate import Scenario, generate
 from loopline.errors import LooplineError
 from loopline.feast_profiles import FeatureStoreUnreachable, PostgresServer, RedisServer
+from loopline.privacy import online_erase
 from loopline.settings import Paths
 from tests.conftest import make_project
 
@@ -147,6 +148,23 @@ def redis_namespace() -> Iterator[str]:
             client.delete(*mine)
 
 
+def erased_online(paths: Paths, batch: pd.DataFrame) -> int:
+    """Erase the first customer from the online store: their stored features read back None,
+    everyone else's are untouched. How many rows (or keys) the store deleted."""
+    ids = sorted(int(i) for i in batch["customer_id"].unique())
+    store = features.feature_store(paths)
+    before = features.online_features(store, SERVICE, "customer_id", ids)
+    removed = online_erase.erase_online(store, ids[0])
+    after = features.online_features(store, SERVICE, "customer_id", ids)
+    stored = (features.stored_feature_names(store) & set(after)) - {"customer_id"}
+    assert stored
+    for name in stored:
+        assert after[name][0] is None, name
+        assert after[name][1:] == before[name][1:], name
+    assert online_erase.erase_online(store, ids[0]) == 0  # a second time: nothing left
+    return removed
+
+
 def source_table(paths: Paths) -> str:
     """The PostgreSQL table the registry of ``paths`` reads customer_activity from."""
     from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import (
@@ -167,9 +185,13 @@ def test_postgres_profile_serves_and_joins_as_the_default(
         store = features.feature_store(paths)
         assert type(store._get_provider().online_store).__name__ == "PostgreSQLOnlineStore"
         assert pg_namespace in source_table(paths)
+        stored = len(features.stored_feature_names(store))
+        erased = erased_online(paths, batch)
     same_online(default["online"], got["online"])
     same_historical(default["historical"], got["historical"])
     assert got["online"]["tickets_per_session"][-1] == 0.0  # the on-demand view, unknown id
+    # A row per stored feature of the customer: every one of them went.
+    assert erased == stored
 
 
 def test_a_run_reads_only_its_own_postgres_tables(
@@ -200,11 +222,13 @@ def test_redis_profile_serves_as_the_default(
         got = served(paths, batch)
         store = features.feature_store(paths)
         assert type(store._get_provider().online_store).__name__ == "RedisOnlineStore"
+        with RedisServer.from_env().client() as client:
+            keys = list(client.scan_iter(match=b"*" + redis_namespace.encode()))
+        erased = erased_online(paths, batch)
     same_online(default["online"], got["online"])
     same_historical(default["historical"], got["historical"])
-    with RedisServer.from_env().client() as client:
-        keys = list(client.scan_iter(match=b"*" + redis_namespace.encode()))
     assert len(keys) == batch["customer_id"].nunique()
+    assert erased == 1  # one hash per customer holds every view's fields
 
 
 def _closed_port() -> int:

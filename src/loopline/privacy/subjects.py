@@ -8,7 +8,6 @@ never becomes a flow parameter in Prefect's database.
 from __future__ import annotations
 
 import os
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -91,29 +90,10 @@ def tombstones(paths: Paths) -> set[int]:
 
 def erase_online(paths: Paths, pseudonym: int) -> int:
     """Delete the subject's rows from every feature view of the online store."""
-    from feast.infra.online_stores.sqlite import _quote_id, _table_id
-
     from loopline import features
-    from loopline.online import _key_encoder
+    from loopline.privacy import online_erase
 
-    store = features.feature_store(paths)
-    config = store.config
-    if config.online_store.type != "sqlite":
-        raise NotImplementedError(
-            f"erasing from the {config.online_store.type} online store is not built yet"
-        )
-    database = Path(str(config.online_store.path))
-    if not database.is_absolute():
-        database = Path(str(config.repo_path)) / database
-    removed = 0
-    with sqlite3.connect(database) as conn:
-        for view in store.list_feature_views():
-            (join_key,) = view.join_keys
-            key = _key_encoder(join_key, config.entity_key_serialization_version)([pseudonym])[0]
-            table = _quote_id(_table_id(config.project, view))
-            # table: Feast's own quoted id; the key is bound
-            removed += conn.execute(f"DELETE FROM {table} WHERE entity_key = ?", (key,)).rowcount  # nosec B608
-    return removed
+    return online_erase.erase_online(features.feature_store(paths), pseudonym)
 
 
 def erase_logs(paths: Paths, pseudonym: int) -> dict[str, int]:
