@@ -101,6 +101,7 @@ class ChurnService:
         from loopline.config import load_params
         from loopline.privacy.pseudonyms import Pseudonyms
         from loopline.privacy.secrets import pseudonym_key
+        from loopline.privacy.subjects import ErasedSubjects
         from loopline.registry import Registry
         from loopline.serving import metrics
         from loopline.serving.predlog import FeedbackLog, PredictionLog
@@ -136,8 +137,10 @@ class ChurnService:
         self.registry = Registry(paths.registry_url)
         self.registry.upgrade()
         self.metrics = metrics.ServingMetrics()
-        self.predictions = PredictionLog(paths.serving_log).start()
-        self.feedback_log = FeedbackLog(paths.serving_log).start()
+        # An erased subject's rows still buffered here are dropped at the flush.
+        self.erased = ErasedSubjects(paths.registry_url)
+        self.predictions = PredictionLog(paths.serving_log, erased=self.erased).start()
+        self.feedback_log = FeedbackLog(paths.serving_log, erased=self.erased).start()
         self.shadow = ShadowScorer(self._log_shadow).start()
         self.cache = ModelCache(lambda version: load_scorer(version, self.registry))
         self.table: Any = None
@@ -228,6 +231,7 @@ class ChurnService:
         self.shadow.close()
         self.predictions.close()
         self.feedback_log.close()
+        self.erased.close()
 
     @bentoml.api(route="/predict")
     async def predict(

@@ -402,3 +402,64 @@ def test_a_reader_lists_again_when_compaction_removes_a_file_under_it(
 
     assert read_predictions(tmp_path)["entity_id"].tolist() == [0, 1, 2]
     assert len(listings) == 2
+
+
+def test_a_flush_drops_the_rows_of_subjects_erased_meanwhile(tmp_path: Path) -> None:
+    erased: set[int] = set()
+    log = PredictionLog(tmp_path, erased=lambda: erased)
+    log_one(log, 5)
+    log_one(log, 6)
+    erased.add(5)  # erased after the rows were buffered, before they were written
+    assert log.flush() == 1
+    assert read_predictions(tmp_path)["entity_id"].tolist() == [6]
+
+
+def test_a_flush_waits_while_an_erasure_rewrites_the_log(tmp_path: Path) -> None:
+    from loopline.serving.predlog import erasing_lock
+
+    log = PredictionLog(tmp_path)
+    log_one(log, 5)
+    done = threading.Event()
+    with erasing_lock(tmp_path, exclusive=True):
+        flusher = threading.Thread(target=lambda: (log.flush(), done.set()))
+        flusher.start()
+        # Blocked for as long as the lock is held: however slow the machine, it cannot
+        # have written (a broken lock could only make this pass by luck, never fail).
+        flusher.join(0.2)
+        assert not done.is_set() and not list(tmp_path.rglob("*.parquet"))
+    flusher.join()
+    assert done.is_set() and read_predictions(tmp_path)["entity_id"].tolist() == [5]
+
+
+def test_erasing_a_subject_rewrites_the_logs_and_keeps_compaction_manifests(
+    tmp_path: Path,
+) -> None:
+    from loopline.privacy.subjects import erase_logs
+    from loopline.settings import Paths
+
+    paths = Paths(tmp_path, tmp_path / ".loopline")
+    folder = paths.serving_log
+    log = PredictionLog(folder)
+    feedback = FeedbackLog(folder)
+    for entity in (5, 6):
+        log_one(log, entity, at=T0)
+    log_one(log, 5, request_id="shared", at=T0)
+    log_one(log, 6, request_id="shared", at=T0)
+    log.flush()
+    log_one(log, 7, at=T0)
+    log.flush()
+    compacted = compact(folder, "predictions", T0.date(), min_age=0)
+    assert compacted is not None
+    feedback.record(label=1, request_id="r5")  # names no customer: theirs, by request
+    feedback.record(label=0, request_id="shared")  # asked for two customers: kept
+    feedback.record(label=1, entity_id=5, at=T0)
+    feedback.record(label=0, request_id="r6")
+    feedback.flush()
+    manifest = pq.read_schema(compacted).metadata[b"loopline.compacted"]
+    removed = erase_logs(paths, 5)
+    assert removed == {"predictions": 2, "feedback": 2}
+    assert sorted(read_predictions(folder)["entity_id"].tolist()) == [6, 6, 7]
+    assert sorted(read_feedback(folder)["request_id"].dropna().tolist()) == ["r6", "shared"]
+    # The merged file was rewritten and still names the files it replaced.
+    assert pq.read_schema(compacted).metadata[b"loopline.compacted"] == manifest
+    assert erase_logs(paths, 5) == {"predictions": 0, "feedback": 0}

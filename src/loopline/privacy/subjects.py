@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -76,16 +77,31 @@ def add_tombstone(paths: Paths, pseudonym: int) -> bool:
         engine.dispose()
 
 
+class ErasedSubjects:
+    """The tombstone list, for writers that run for long (the service's logs ask it at every
+    flush): one engine, kept, rather than one per question."""
+
+    def __init__(self, registry_url: str) -> None:
+        self._engine = create_registry_engine(registry_url)
+
+    def __call__(self) -> set[int]:
+        try:
+            with read_session(reading(self._engine)) as session:
+                return set(session.scalars(select(TombstoneRow.pseudonym)))
+        except DBAPIError:  # no table yet: read paths do not migrate, writers do
+            return set()
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
 def tombstones(paths: Paths) -> set[int]:
     """Every erased subject's pseudonym (none before the registry has its privacy tables)."""
-    engine = create_registry_engine(paths.registry_url)
+    erased = ErasedSubjects(paths.registry_url)
     try:
-        with read_session(reading(engine)) as session:
-            return set(session.scalars(select(TombstoneRow.pseudonym)))
-    except DBAPIError:  # no table yet: read paths do not migrate, writers do
-        return set()
+        return erased()
     finally:
-        engine.dispose()
+        erased.close()
 
 
 def erase_online(paths: Paths, pseudonym: int) -> int:
@@ -97,27 +113,50 @@ def erase_online(paths: Paths, pseudonym: int) -> int:
 
 
 def erase_logs(paths: Paths, pseudonym: int) -> dict[str, int]:
-    """Rewrite every prediction and feedback log file that holds the subject, without them."""
-    from loopline.serving.predlog import FEEDBACK, PREDICTIONS
+    """Rewrite every prediction and feedback log file that holds the subject, without them.
 
-    removed: dict[str, int] = {}
-    for table in (PREDICTIONS, FEEDBACK):
-        removed[table] = 0
-        for file in sorted((paths.serving_log / table).rglob("*.parquet")):
-            removed[table] += _without(file, pseudonym)
+    Run after the tombstone is in: under the logs' exclusive erasing lock, so a running
+    service's next flush drops the subject's buffered rows (serving/predlog.py).
+    """
+    from loopline.serving.predlog import FEEDBACK, PREDICTIONS, erasing_lock
+
+    removed = {PREDICTIONS: 0, FEEDBACK: 0}
+    with erasing_lock(paths.serving_log, exclusive=True):
+        # Feedback sent by request id alone names no customer: it is theirs when the
+        # request asked for them only.
+        only_theirs: set[str] = set()
+        for file in sorted((paths.serving_log / PREDICTIONS).rglob("*.parquet")):
+            count, requests = _without(file, pseudonym)
+            removed[PREDICTIONS] += count
+            only_theirs |= requests
+        for file in sorted((paths.serving_log / FEEDBACK).rglob("*.parquet")):
+            removed[FEEDBACK] += _without(file, pseudonym, only_theirs)[0]
     return removed
 
 
-def _without(file: Path, pseudonym: int) -> int:
+def _without(file: Path, pseudonym: int, requests: set[str] | None = None) -> tuple[int, set[str]]:
+    """Drop the subject's rows (and feedback for ``requests``) from one log file; how many,
+    and the ids of the requests that asked for the subject alone."""
+    import pyarrow.compute as pc
+
     data = pq.read_table(file)
-    ids = data.column("entity_id").to_pandas()
-    hit = (ids == pseudonym).to_numpy()
-    if not hit.any():
-        return 0
+    ids = data.column("entity_id")
+    hit = pc.fill_null(pc.equal(ids, pseudonym), False)
+    if requests:
+        unnamed = pc.and_(pc.is_null(ids), pc.is_in(data.column("request_id"), pa.array(requests)))
+        hit = pc.or_(hit, pc.fill_null(unnamed, False))
+    count = pc.sum(hit).as_py() or 0
+    if not count:
+        return 0, set()
+    alone: set[str] = set()
+    if requests is None:  # a prediction file: which of the subject's requests were theirs only
+        mine = set(data.filter(hit).column("request_id").to_pylist())
+        others = set(data.filter(pc.invert(hit)).column("request_id").to_pylist())
+        alone = mine - others
     partial = file.with_name(f".{file.name}.erasing")
-    pq.write_table(data.filter(~hit), partial)
+    pq.write_table(data.filter(pc.invert(hit)), partial)
     os.replace(partial, file)  # readers see the old file or the new one, never half of one
-    return int(hit.sum())
+    return int(count), alone
 
 
 def versions_trained_on(paths: Paths, params: Params, pseudonym: int) -> list[str]:

@@ -13,16 +13,24 @@ appears complete or not at all (written under a hidden temporary name, then
 Requests only append a dict to a list under a lock; a daemon thread turns the list into
 a file every ``flush_interval`` seconds, or sooner when ``max_rows`` are waiting. So
 ``close()`` loses nothing and ``kill -9`` loses at most about one flush interval.
+
+Erasure (``loopline subjects erase``) rewrites files without a subject while workers keep
+logging. A flush holds :func:`erasing_lock` shared while it reads the erased subjects and
+writes; the eraser holds it exclusive while it rewrites, after the subject's tombstone is
+in. So every flush either wrote before the rewrite (which then removes the rows) or
+reads the tombstone and drops them: no row of an erased subject outlives the erasure.
 """
 
 from __future__ import annotations
 
 import atexit
+import fcntl
 import logging
 import os
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Self, get_args
@@ -60,6 +68,18 @@ FEEDBACK_TYPES: dict[str, pa.DataType] = {
 }
 
 
+@contextmanager
+def erasing_lock(folder: Path, *, exclusive: bool) -> Iterator[None]:
+    """The log folder's erasure lock: shared by flushes, exclusive for an erasure."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".erasing.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def utc(moment: datetime) -> datetime:
     """``moment`` in UTC; a naive datetime is taken to be UTC already."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
@@ -77,6 +97,7 @@ class PartitionedLog:
         max_rows: int = 10_000,
         time_column: str = "at",
         types: Mapping[str, pa.DataType] | None = None,
+        erased: Callable[[], Collection[int]] | None = None,
     ) -> None:
         if flush_interval <= 0 or max_rows <= 0:
             raise ValueError("flush_interval and max_rows must be positive")
@@ -86,6 +107,7 @@ class PartitionedLog:
         self.max_rows = max_rows
         self.time_column = time_column
         self.types = dict(types or {})
+        self.erased = erased  # the erased subjects' entity ids, asked at every flush
         self.appended = self.written = self.dropped = 0
         self._rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()  # guards _rows and the counters
@@ -122,32 +144,42 @@ class PartitionedLog:
     def flush(self) -> int:
         """Write every buffered row now; returns how many rows were written."""
         with self._write_lock:
-            with self._lock:
-                rows, self._rows = self._rows, []
-            by_day: dict[date, list[dict[str, Any]]] = {}
-            for row in rows:
-                by_day.setdefault(row[self.time_column].date(), []).append(row)
-            written = 0
-            days = sorted(by_day)
-            for i, day in enumerate(days):
-                day_rows = by_day[day]
-                try:
-                    table = self._to_arrow(day_rows)
-                except (pa.ArrowException, TypeError, ValueError):
-                    # Rows that cannot be converted never will be: drop them, keep logging.
-                    logger.exception("dropped %d malformed %s rows", len(day_rows), self.table)
-                    with self._lock:
-                        self.dropped += len(day_rows)
-                    continue
-                try:
-                    self._write(day, table)
-                except OSError:  # the disk may recover: keep this day's rows and the rest
-                    self._keep([row for later in days[i:] for row in by_day[later]])
-                    raise
-                written += len(day_rows)
+            if not self._rows:  # an idle worker asks nothing and locks nothing
+                return 0
+            with erasing_lock(self.folder, exclusive=False):
+                return self._flush_locked()
+
+    def _flush_locked(self) -> int:
+        # Asked before the rows are taken: if the registry cannot answer, they wait for it.
+        erased = set(self.erased()) if self.erased is not None else set()
+        with self._lock:
+            rows, self._rows = self._rows, []
+        if erased:  # an erased subject's rows are not personal data we may keep
+            rows = [row for row in rows if row.get("entity_id") not in erased]
+        by_day: dict[date, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_day.setdefault(row[self.time_column].date(), []).append(row)
+        written = 0
+        days = sorted(by_day)
+        for i, day in enumerate(days):
+            day_rows = by_day[day]
+            try:
+                table = self._to_arrow(day_rows)
+            except (pa.ArrowException, TypeError, ValueError):
+                # Rows that cannot be converted never will be: drop them, keep logging.
+                logger.exception("dropped %d malformed %s rows", len(day_rows), self.table)
                 with self._lock:
-                    self.written += len(day_rows)
-            return written
+                    self.dropped += len(day_rows)
+                continue
+            try:
+                self._write(day, table)
+            except OSError:  # the disk may recover: keep this day's rows and the rest
+                self._keep([row for later in days[i:] for row in by_day[later]])
+                raise
+            written += len(day_rows)
+            with self._lock:
+                self.written += len(day_rows)
+        return written
 
     def close(self) -> None:
         """Stop the flusher and write everything still buffered (idempotent)."""
@@ -227,7 +259,12 @@ class PredictionLog(PartitionedLog):
     """Every prediction, served or shadow, with the feature values the model saw."""
 
     def __init__(
-        self, folder: Path, *, flush_interval: float = 1.0, max_rows: int = 10_000
+        self,
+        folder: Path,
+        *,
+        flush_interval: float = 1.0,
+        max_rows: int = 10_000,
+        erased: Callable[[], Collection[int]] | None = None,
     ) -> None:
         super().__init__(
             folder,
@@ -235,6 +272,7 @@ class PredictionLog(PartitionedLog):
             flush_interval=flush_interval,
             max_rows=max_rows,
             types=PREDICTION_TYPES,
+            erased=erased,
         )
 
     def log(
@@ -278,7 +316,12 @@ class FeedbackLog(PartitionedLog):
     """Ground-truth labels that arrive after the prediction, partitioned by arrival day."""
 
     def __init__(
-        self, folder: Path, *, flush_interval: float = 1.0, max_rows: int = 10_000
+        self,
+        folder: Path,
+        *,
+        flush_interval: float = 1.0,
+        max_rows: int = 10_000,
+        erased: Callable[[], Collection[int]] | None = None,
     ) -> None:
         super().__init__(
             folder,
@@ -287,6 +330,7 @@ class FeedbackLog(PartitionedLog):
             max_rows=max_rows,
             time_column="received_at",
             types=FEEDBACK_TYPES,
+            erased=erased,
         )
 
     def record(

@@ -25,6 +25,7 @@ from loopline.serving.predlog import (
     FEEDBACK_TYPES,
     PREDICTION_TYPES,
     PREDICTIONS,
+    erasing_lock,
     fsync_file,
     utc,
 )
@@ -172,7 +173,12 @@ def compact(folder: Path, table: str, day: date, *, min_age: float = 60.0) -> Pa
     partition = Path(folder) / table / f"date={day.isoformat()}"
     if not partition.is_dir():
         return None
-    with open(partition.parent / ".compact.lock", "w") as lock:
+    # An erasure rewrites files in place: merging a file it is about to clean, or has not
+    # cleaned yet, must not bring its rows back (predlog.erasing_lock).
+    with (
+        open(partition.parent / ".compact.lock", "w") as lock,
+        erasing_lock(Path(folder), exclusive=False),
+    ):
         fcntl.flock(lock, fcntl.LOCK_EX)  # two compactions of one day would duplicate rows
         _remove_leftovers(partition)
         cutoff = time.time() - min_age
