@@ -31,6 +31,7 @@ from loopline.serving.answers import Answer, NotServing, UnknownEntity, answer_b
 from loopline.serving.auth import ApiKeyMiddleware, Role
 from loopline.serving.batcher import Batcher, Overloaded
 from loopline.serving.errors import ErrorShapeMiddleware, request_id
+from loopline.serving.limits import BodyLimitMiddleware, RateLimitMiddleware
 from loopline.serving.process import freeze_heap, load_scorer, quiet_request_path, switch_interval
 from loopline.serving.router import no_production, shadowed
 from loopline.serving.shadow import ShadowRequest
@@ -386,6 +387,8 @@ class ChurnService:
 
 # Outermost of ours: every error (ours, BentoML's, the key check's) leaves in one shape.
 ChurnService.add_asgi_middleware(ErrorShapeMiddleware)
+# serving.limits (params.yaml): a body over the limit is refused on every route, key or not.
+ChurnService.add_asgi_middleware(BodyLimitMiddleware)
 # Keys are checked before BentoML sees the request, so 401/403 carry their reason.
 ChurnService.add_asgi_middleware(
     ApiKeyMiddleware,
@@ -397,6 +400,8 @@ ChurnService.add_asgi_middleware(
         "/admin/traffic": Role.ADMIN,
     },
 )
+# After the key check: the buckets are per key name (and per worker process).
+ChurnService.add_asgi_middleware(RateLimitMiddleware)
 
 
 def _refuse(ctx: bentoml.Context, status: int, message: str, code: str | None = None) -> Any:

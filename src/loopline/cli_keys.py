@@ -1,16 +1,31 @@
-"""``loopline keys ...``: create, revoke and list the HTTP service's API keys."""
+"""``loopline keys ...``: create, rotate, revoke and list the HTTP service's API keys."""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
 
-from loopline.serving.auth import KeyStore, KeyStoreError, Role, key_store
+from loopline.serving.auth import KeyInfo, KeyStore, KeyStoreError, Role, key_store
 
 keys_app = typer.Typer(
-    help="API keys for the HTTP service: create, revoke, list.", no_args_is_help=True
+    help="API keys for the HTTP service: create, rotate, revoke, list.", no_args_is_help=True
 )
+DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
+UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30s``, ``30m``, ``1h``, ``2d`` (or ``0``) as a timedelta; ValueError otherwise."""
+    text = text.strip().lower()
+    if text == "0":
+        return timedelta(0)
+    match = DURATION.fullmatch(text)
+    if match is None:
+        raise ValueError(f"bad duration {text!r}: use a number and s, m, h or d (30m, 1h, 2d)")
+    return timedelta(**{UNITS[match[2]]: float(match[1])})
 
 
 def _fail(message: str) -> typer.Exit:
@@ -47,8 +62,29 @@ def create(
 
 
 @keys_app.command()
+def rotate(
+    name: str,
+    overlap: Annotated[
+        str, typer.Option(help="How long the old key keeps working: 30m, 1h, 2d; 0 = now")
+    ] = "1h",
+) -> None:
+    """A new key for NAME, same role; the old one expires after the overlap."""
+    try:
+        key, until = _store().rotate(name, parse_duration(overlap))
+    except (KeyStoreError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(key)  # alone on stdout, as with create
+    typer.secho(
+        f"rotated key {name!r}: copy the new key now, it cannot be shown again; "
+        f"the old one stops working at {until:%Y-%m-%d %H:%M:%S} UTC",
+        fg="yellow",
+        err=True,
+    )
+
+
+@keys_app.command()
 def revoke(name: str) -> None:
-    """Revoke a key; the running service refuses it from the next request on."""
+    """Revoke a key, and a rotation's old one; refused from the service's next request on."""
     try:
         _store().revoke(name)
     except KeyStoreError as exc:
@@ -66,8 +102,19 @@ def list_keys() -> None:
     if not keys:
         typer.echo("no API keys yet: `loopline keys create NAME --role client` makes one")
         return
+    now = datetime.now(UTC)
     typer.echo(f"{'name':<24} {'role':<7} {'created (UTC)':<16} status")
     for info in keys:
-        revoked = info.revoked_at
-        status = "active" if revoked is None else f"revoked {revoked:%Y-%m-%d %H:%M}"
-        typer.echo(f"{info.name:<24} {info.role:<7} {info.created_at:%Y-%m-%d %H:%M} {status}")
+        typer.echo(
+            f"{info.name:<24} {info.role:<7} {info.created_at:%Y-%m-%d %H:%M} {status(info, now)}"
+        )
+
+
+def status(info: KeyInfo, now: datetime) -> str:
+    """``active``, ``expires ...`` (a rotated key's overlap), ``expired ...`` or ``revoked ...``."""
+    if info.revoked_at is not None:
+        return f"revoked {info.revoked_at:%Y-%m-%d %H:%M}"
+    if info.expires_at is None:
+        return "active"
+    word = "expired" if info.expired(now) else "expires"
+    return f"{word} {info.expires_at:%Y-%m-%d %H:%M}"

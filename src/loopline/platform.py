@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import httpx
 import typer
 
 from loopline.config import ConfigError, Params
+from loopline.serving.tls import tls_files, trusting
 from loopline.settings import Paths
 
 HOST = "127.0.0.1"
@@ -46,6 +47,8 @@ class Service:
     process: subprocess.Popen[bytes]
     url: str
     log: Path
+    # The certificate an https server presents: what wait_ready verifies it against.
+    certfile: Path | None = None
 
     def stop(self, timeout: float = 20) -> None:
         if self.process.poll() is not None:
@@ -77,12 +80,13 @@ def start(name: str, command: list[str], url: str, paths: Paths, env: dict[str, 
 def wait_ready(service: Service, path: str, timeout: float = 180) -> float:
     """Poll ``path`` until it answers 200; fail with the log's tail if the process dies."""
     started = time.monotonic()
+    verify = trusting(service.certfile)
     while time.monotonic() - started < timeout:
         if service.process.poll() is not None:
             tail = service.log.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"{service.name} exited with {service.process.returncode}:\n{tail}")
         try:
-            if httpx.get(service.url + path, timeout=2).status_code == 200:
+            if httpx.get(service.url + path, timeout=2, verify=verify).status_code == 200:
                 return time.monotonic() - started
         except httpx.HTTPError:
             pass
@@ -102,16 +106,25 @@ def start_serving(
     model_tag: str | None = None,
     workers: int | None = None,
 ) -> Service:
-    """``bentoml serve`` the service; ``workers`` overrides LOOPLINE_SERVING_WORKERS."""
+    """``bentoml serve`` the service; ``workers`` overrides LOOPLINE_SERVING_WORKERS.
+
+    With ``serving.tls`` set (:func:`tls_files`) it serves HTTPS only, at an https url.
+    """
     from loopline.serving.workers import WORKERS_ENV
 
+    tls = tls_files(paths)  # before starting anything: a missing file is a config error
     command = [_bin("bentoml"), "serve", "bentos.service:ChurnService"]
     command += ["--host", HOST, "--port", str(port), "--working-dir", str(paths.project)]
+    if tls is not None:
+        # Hidden in `bentoml serve --help`, but BentoML's own options, passed to uvicorn.
+        command += ["--ssl-certfile", str(tls[0]), "--ssl-keyfile", str(tls[1])]
     # OpenMP/BLAS threads are pinned per worker by the service's own envs.
     env = {"LOOPLINE_MODEL_TAG": model_tag} if model_tag else {}
     if workers is not None:
         env[WORKERS_ENV] = str(workers)
-    return start("serving", command, f"http://{HOST}:{port}", paths, env)
+    scheme = "http" if tls is None else "https"
+    service = start("serving", command, f"{scheme}://{HOST}:{port}", paths, env)
+    return service if tls is None else replace(service, certfile=tls[0])
 
 
 def serving_workers(service: Service) -> list[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 import threading
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from loopline.cli_keys import keys_app
+from loopline.cli_keys import keys_app, parse_duration
 from loopline.serving.auth import (
     ApiKeyMiddleware,
     Forbidden,
@@ -252,3 +253,118 @@ def test_the_cli_creates_lists_and_revokes(tmp_path: Path, monkeypatch: pytest.M
     assert (unknown.exit_code, "no key named 'ghost'" in unknown.stderr) == (1, True)
     assert bad_role.exit_code != 0
     assert "revoked" in runner.invoke(keys_app, ["list"]).stdout
+
+
+# --- rotation --------------------------------------------------------------------------
+
+
+def test_rotation_keeps_both_keys_working_during_the_overlap(store: KeyStore) -> None:
+    old = store.create("web-app", "admin")
+
+    new, until = store.rotate("web-app", timedelta(hours=1))
+
+    assert new != old and new.startswith("ll_admin_")  # the same role
+    assert authorize(store, bearer(old), Role.ADMIN).expires_at == until
+    assert authorize(store, bearer(new), Role.ADMIN).expires_at is None
+    assert timedelta(minutes=59) < until - datetime.now(UTC) <= timedelta(hours=1)
+    assert [(k.name, k.active) for k in store.list()] == [("web-app", True), ("web-app", True)]
+
+
+def test_after_the_overlap_the_old_key_is_refused_as_expired(store: KeyStore) -> None:
+    old = store.create("web-app", "client")
+    middle, _ = store.rotate("web-app", timedelta(hours=1))
+
+    newest, _ = store.rotate("web-app", timedelta(0))  # ends every earlier overlap now
+
+    for key in (old, middle):
+        assert store.authenticate(key) is None
+        with pytest.raises(Unauthorized, match="^expired API key") as caught:
+            authorize(store, bearer(key), Role.CLIENT)
+        assert key not in str(caught.value)
+    assert authorize(store, bearer(newest), Role.CLIENT).name == "web-app"
+
+
+def test_a_revoked_key_stays_revoked_not_expired(store: KeyStore) -> None:
+    old = store.create("web-app", "client")
+    new, _ = store.rotate("web-app", timedelta(hours=1))
+
+    store.revoke("web-app")  # both: a rotation's old key is no way back in
+
+    for key in (old, new):
+        with pytest.raises(Unauthorized, match="invalid or revoked API key"):
+            authorize(store, bearer(key), Role.CLIENT)
+
+
+def test_create_still_refuses_a_name_with_a_working_key(store: KeyStore) -> None:
+    store.create("web-app", "client")
+    store.rotate("web-app", timedelta(hours=1))
+
+    with pytest.raises(KeyStoreError, match="already exists: rotate it"):
+        store.create("web-app", "client")
+
+
+def test_only_a_working_key_can_be_rotated(store: KeyStore) -> None:
+    with pytest.raises(KeyStoreError, match="no key named 'ghost'"):
+        store.rotate("ghost", timedelta(hours=1))
+    store.create("web-app", "client")
+    store.revoke("web-app")
+    with pytest.raises(KeyStoreError, match="already revoked or expired"):
+        store.rotate("web-app", timedelta(hours=1))
+    with pytest.raises(KeyStoreError, match="negative"):
+        store.rotate("web-app", timedelta(seconds=-1))
+
+
+def test_a_key_file_from_before_rotation_is_read(store: KeyStore) -> None:
+    key = store.create("web-app", "client")
+    data = json.loads(store.path.read_text())
+    for entry in data["keys"]:
+        del entry["expires_at"]
+    store.path.write_text(json.dumps(data))
+
+    info = KeyStore(store.path).authenticate(key)
+
+    assert info is not None and info.expires_at is None
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("0", timedelta(0)),
+        ("30s", timedelta(seconds=30)),
+        ("30m", timedelta(minutes=30)),
+        ("1h", timedelta(hours=1)),
+        ("1.5h", timedelta(minutes=90)),
+        (" 2D ", timedelta(days=2)),
+    ],
+)
+def test_durations(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "1", "h", "-1h", "1w", "1h30m", "soon"])
+def test_bad_durations_say_what_is_expected(text: str) -> None:
+    with pytest.raises(ValueError, match="use a number and s, m, h or d"):
+        parse_duration(text)
+
+
+def test_the_cli_rotates_and_lists_the_overlap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOOPLINE_PROJECT", str(tmp_path))
+    monkeypatch.setenv("LOOPLINE_HOME", str(tmp_path / "state"))
+    runner = CliRunner()
+    old = runner.invoke(keys_app, ["create", "web-app"]).stdout.strip()
+
+    rotated = runner.invoke(keys_app, ["rotate", "web-app", "--overlap", "2d"])
+    during = runner.invoke(keys_app, ["list"]).stdout
+    again = runner.invoke(keys_app, ["rotate", "web-app", "--overlap", "0"])
+    after = runner.invoke(keys_app, ["list"]).stdout
+    bad = runner.invoke(keys_app, ["rotate", "web-app", "--overlap", "soon"])
+
+    new = rotated.stdout.strip()
+    assert rotated.exit_code == 0 and new.startswith("ll_client_") and new != old
+    assert "the old one stops working at" in rotated.stderr
+    assert [line.split()[4] for line in during.splitlines()[1:]] == ["expires", "active"]
+    assert again.exit_code == 0
+    assert [line.split()[4] for line in after.splitlines()[1:]] == ["expired"] * 2 + ["active"]
+    assert (bad.exit_code, "bad duration 'soon'" in bad.stderr) == (1, True)

@@ -3,6 +3,7 @@
 Clients send ``Authorization: Bearer <key>`` (or ``X-API-Key: <key>``). A ``client`` key
 may predict and send feedback; an ``admin`` key may also change traffic and reload.
 The key itself is never stored, logged or put in an error message: only its name is.
+Rotation gives a name a new key and the old one an expiry, so clients can switch over.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import secrets
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from http import HTTPStatus
 from pathlib import Path
@@ -52,7 +53,7 @@ class KeyStoreError(Exception):
 
 
 class Unauthorized(BentoMLException):
-    """No key, or one that is unknown or revoked (HTTP 401)."""
+    """No key, or one that is unknown, revoked or expired (HTTP 401)."""
 
     error_code = HTTPStatus.UNAUTHORIZED
 
@@ -71,10 +72,19 @@ class KeyInfo:
     role: Role
     created_at: datetime
     revoked_at: datetime | None = None
+    # Set by a rotation: the old key works until then, beside its replacement.
+    expires_at: datetime | None = None
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    def usable(self, now: datetime) -> bool:
+        """Whether the key is accepted at ``now``: neither revoked nor expired."""
+        return self.revoked_at is None and not self.expired(now)
 
     @property
     def active(self) -> bool:
-        return self.revoked_at is None
+        return self.usable(datetime.now(UTC))
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,20 @@ def _timestamp(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _new_key(role: Role) -> str:
+    return f"ll_{role}_{secrets.token_urlsafe(32)}"
+
+
+def _nothing_to_change(name: str, exists: bool) -> str:
+    if not exists:
+        return f"no key named {name!r}: `loopline keys list` shows them"
+    return f"key {name!r} is already revoked or expired: `loopline keys create` makes a new one"
+
+
 class KeyStore:
     """API keys in one JSON file, hashed; cheap to ask on every request.
 
@@ -122,47 +146,78 @@ class KeyStore:
             role = Role(role)
         except ValueError:
             raise KeyStoreError(f"bad role {role!r}: use 'client' or 'admin'") from None
-        key = f"ll_{role}_{secrets.token_urlsafe(32)}"
+        key = _new_key(role)
         with self._locked():
             records = self._read()
             if any(r.info.name == name and r.info.active for r in records):
                 raise KeyStoreError(
-                    f"an active key named {name!r} already exists: revoke it or pick another name"
+                    f"an active key named {name!r} already exists: rotate it "
+                    "(`loopline keys rotate`), revoke it or pick another name"
                 )
             info = KeyInfo(name=name, role=role, created_at=datetime.now(UTC))
             self._write([*records, _Record(info, _digest(key))])
         return key
 
-    def revoke(self, name: str) -> KeyInfo:
-        """Revoke the active key called ``name``; it fails from the next request on."""
+    def rotate(self, name: str, overlap: timedelta) -> tuple[str, datetime]:
+        """A new key for ``name`` with the same role; the old ones expire after ``overlap``.
+
+        Returns the new key (shown here only) and when the old ones stop working. Both
+        work meanwhile, so clients can switch over without an outage.
+        """
+        if overlap < timedelta(0):
+            raise KeyStoreError("the overlap cannot be negative")
         with self._locked():
             records = self._read()
+            now = datetime.now(UTC)
+            current = [i for i, r in enumerate(records) if r.info.name == name]
+            usable = [i for i in current if records[i].info.usable(now)]
+            if not usable:
+                raise KeyStoreError(_nothing_to_change(name, bool(current)))
+            role = records[usable[-1]].info.role  # the newest: keys are appended
+            key = _new_key(role)
+            until = now + overlap
+            for i in usable:
+                old = records[i]
+                ends = min(until, old.info.expires_at or until)
+                records[i] = _Record(replace(old.info, expires_at=ends), old.sha256)
+            info = KeyInfo(name=name, role=role, created_at=now)
+            self._write([*records, _Record(info, _digest(key))])
+        return key, until
+
+    def revoke(self, name: str) -> KeyInfo:
+        """Revoke the keys called ``name`` (a rotation's old one too); they fail from the
+        next request on. Returns the newest of them."""
+        with self._locked():
+            records = self._read()
+            now = datetime.now(UTC)
             matches = [i for i, r in enumerate(records) if r.info.name == name]
-            active = [i for i in matches if records[i].info.active]
-            if not matches:
-                raise KeyStoreError(f"no key named {name!r}: `loopline keys list` shows them")
-            if not active:
-                raise KeyStoreError(f"key {name!r} is already revoked")
-            index = active[0]
-            old = records[index]
-            revoked = KeyInfo(old.info.name, old.info.role, old.info.created_at, datetime.now(UTC))
-            records[index] = _Record(revoked, old.sha256)
+            usable = [i for i in matches if records[i].info.usable(now)]
+            if not usable:
+                raise KeyStoreError(_nothing_to_change(name, bool(matches)))
+            for i in usable:
+                old = records[i]
+                records[i] = _Record(replace(old.info, revoked_at=now), old.sha256)
             self._write(records)
-        return revoked
+        return records[usable[-1]].info
 
     def list(self) -> builtins.list[KeyInfo]:
         """Every key ever created, revoked ones included, oldest first."""
         return sorted((r.info for r in self._current()), key=lambda info: info.created_at)
 
     def authenticate(self, key: str) -> KeyInfo | None:
-        """The active key ``key`` is, or None if it is unknown or revoked."""
+        """The active key ``key`` is, or None if it is unknown, revoked or expired."""
+        info = self.identify(key)
+        return info if info is not None and info.active else None
+
+    def identify(self, key: str) -> KeyInfo | None:
+        """The key ``key`` is, whatever its state (usable, revoked, expired), or None."""
         if not key or len(key) > MAX_KEY_LENGTH:
             return None
         digest = _digest(key)
         found = None
         # Compare with every key, without stopping early, so timing reveals nothing.
         for record in self._current():
-            if hmac.compare_digest(record.sha256, digest) and record.info.active:
+            if hmac.compare_digest(record.sha256, digest):
                 found = record.info
         return found
 
@@ -201,6 +256,8 @@ class KeyStore:
                         role=Role(entry["role"]),
                         created_at=datetime.fromisoformat(entry["created_at"]),
                         revoked_at=_timestamp(entry.get("revoked_at")),
+                        # Absent from files written before rotation existed.
+                        expires_at=_timestamp(entry.get("expires_at")),
                     ),
                     sha256=entry["sha256"],
                 )
@@ -216,7 +273,8 @@ class KeyStore:
                 "role": str(r.info.role),
                 "sha256": r.sha256,
                 "created_at": r.info.created_at.isoformat(),
-                "revoked_at": r.info.revoked_at.isoformat() if r.info.revoked_at else None,
+                "revoked_at": _iso(r.info.revoked_at),
+                "expires_at": _iso(r.info.expires_at),
             }
             for r in records
         ]
@@ -268,9 +326,12 @@ def authorize(store: KeyStore, headers: Mapping[str, str], required: Role) -> Ke
     key = presented_key(headers)
     if key is None:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-    info = store.authenticate(key)
-    if info is None:
+    info = store.identify(key)
+    now = datetime.now(UTC)
+    if info is None or info.revoked_at is not None:
         raise Unauthorized("invalid or revoked API key")
+    if info.expired(now):
+        raise Unauthorized("expired API key: it was rotated; use the key that replaced it")
     if not info.role.allows(required):
         raise Forbidden(f"key {info.name!r} has role {info.role}; this needs {required}")
     return info
