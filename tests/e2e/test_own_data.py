@@ -24,6 +24,7 @@ from tests.own_data import public_style_table
 pytestmark = pytest.mark.e2e
 
 ROWS = 2000
+PASSWORD = "a long enough password"
 
 
 def loopline(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -35,6 +36,7 @@ def loopline(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
         "PREFECT_API_URL": str(PREFECT_API_URL.value()),
         "LOOPLINE_PROJECT": str(project),
         "LOOPLINE_HOME": str(project / ".loopline"),
+        "LOOPLINE_PASSWORD": PASSWORD,
     }
     command = [str(Path(sys.executable).with_name("loopline")), *args]
     return subprocess.run(
@@ -120,23 +122,28 @@ def test_kept_personal_data_is_sealed_exported_and_erased(
     assert not set(accepted["email"]) & set(source["email"])
     assert not set(accepted["customer_id"]) & set(source["customer_id"])
     subject, other = source.iloc[0], source.iloc[1]
+    added = loopline(own, "users", "add", "dpo", "--role", "operator", "--password", PASSWORD)
+    assert added.returncode == 0, added.stderr
+    dpo = ("--as", "dpo")
 
-    held = _json(loopline(own, "subjects", "export", str(subject["customer_id"])))
+    held = _json(loopline(own, "subjects", "export", str(subject["customer_id"]), *dpo))
     assert [row["email"] for row in held["data"]] == [subject["email"]] and not held["erased"]
 
-    erased = _json(loopline(own, "subjects", "erase", str(subject["customer_id"]), "--reason", "r"))
+    erased = _json(
+        loopline(own, "subjects", "erase", str(subject["customer_id"]), "--reason", "r", *dpo)
+    )
     assert erased["tombstoned"] and erased["key_destroyed"] and erased["known"]
     assert erased["online_rows_deleted"] > 0
     assert erased["trained_on_subject"]  # the model of `loopline run` learned from them
-    again = loopline(own, "subjects", "erase", str(subject["customer_id"]), "--reason", "r")
+    again = loopline(own, "subjects", "erase", str(subject["customer_id"]), "--reason", "r", *dpo)
     assert again.returncode == 0 and again.stdout.strip().endswith("nothing left to remove")
 
-    held = _json(loopline(own, "subjects", "export", str(subject["customer_id"])))
+    held = _json(loopline(own, "subjects", "export", str(subject["customer_id"]), *dpo))
     assert held["erased"] and [row["email"] for row in held["data"]] == [None]
-    still = _json(loopline(own, "subjects", "export", str(other["customer_id"])))
+    still = _json(loopline(own, "subjects", "export", str(other["customer_id"]), *dpo))
     assert [row["email"] for row in still["data"]] == [other["email"]]
 
-    unknown = loopline(own, "subjects", "erase", "987654321", "--reason", "r")
+    unknown = loopline(own, "subjects", "erase", "987654321", "--reason", "r", *dpo)
     assert unknown.returncode == 0
     assert unknown.stdout.strip().endswith(
         "no accepted batch holds this subject; tombstoned so none will"

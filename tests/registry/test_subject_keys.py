@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
@@ -26,6 +28,37 @@ def test_keys_round_trip_and_a_destroyed_one_is_gone(registry_url: str) -> None:
     assert store.destroy(99) is False
     assert store.get([11, 12]) == {11: None, 12: keys[12]}
     store.close()
+
+
+def test_a_destroyed_key_leaves_no_copy_in_the_database_files(registry_url: str) -> None:
+    store = SubjectKeys(registry_url, MASTER)
+    store.add({31: new_key(), 32: new_key()})
+    engine = create_engine(registry_url)
+    with engine.begin() as db:
+        wrapped = db.execute(
+            text("SELECT wrapped FROM privacy_subject_keys WHERE pseudonym = 31")
+        ).scalar_one()
+    # Another process's connection stays open, as a running service's does: SQLite then
+    # keeps its write-ahead log, with every page image written since the last checkpoint.
+    with engine.connect() as other:
+        other.execute(text("SELECT count(*) FROM privacy_subject_keys")).scalar_one()
+        other.commit()  # open but idle, between requests
+        assert store.destroy(31)
+        store.purge()
+        assert 32 in store.get([32])
+        leftovers = _files_holding(registry_url, wrapped)
+    engine.dispose()
+    store.close()
+    assert leftovers == []
+
+
+def _files_holding(registry_url: str, secret: bytes) -> list[Path]:
+    if not registry_url.startswith("sqlite"):  # PostgreSQL's files are the server's to read
+        return []
+    database = Path(registry_url.split("///", 1)[1])
+    files = [f for f in database.parent.iterdir() if f.name.startswith(database.name)]
+    assert files
+    return [f for f in files if secret in f.read_bytes()]
 
 
 def test_a_changed_or_moved_key_is_refused(registry_url: str) -> None:

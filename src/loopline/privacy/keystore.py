@@ -83,6 +83,35 @@ class SubjectKeys:
             )
         return bool(getattr(done, "rowcount", 0))
 
+    def purge(self) -> None:
+        """Leave no copy of a destroyed key in the database's files.
+
+        An UPDATE keeps the old row's bytes: SQLite in the page's free space (zeroed here by
+        ``secure_delete``, which the registry's connections turn on) and in older page
+        images in its write-ahead log, until a truncating checkpoint; PostgreSQL in a dead
+        tuple, until the table is rewritten. The key table is small, so both are cheap.
+        """
+        dialect = self._engine.dialect.name
+        if dialect == "postgresql":
+            with self._engine.connect() as connection:
+                outside = connection.execution_options(isolation_level="AUTOCOMMIT")
+                outside.exec_driver_sql(f"VACUUM FULL {SubjectKeyRow.__tablename__}")
+        elif dialect == "sqlite":
+            # The driver's own connection (autocommit): a checkpoint cannot run in a transaction.
+            raw = self._engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                row = cursor.fetchone()
+                cursor.close()
+            finally:
+                raw.close()
+            if row is None or row[0]:
+                raise RuntimeError(
+                    "the registry's write-ahead log could not be truncated (a reader held it): "
+                    "run the erasure again; it is complete when this step passes"
+                )
+
     def _wrapped(self, pseudonym: int, key: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
         return nonce + self._wrap.encrypt(nonce, key, _context(pseudonym))

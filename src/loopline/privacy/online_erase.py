@@ -56,6 +56,7 @@ def _sqlite(store: Any, pseudonym: int) -> int:
         database = Path(str(config.repo_path)) / database
     removed = 0
     with sqlite3.connect(database) as conn:
+        conn.execute("PRAGMA secure_delete=ON")  # deleted rows zeroed, not left in free pages
         for view, _, key in _entity_keys(store, pseudonym):
             table = _quote_id(_table_id(config.project, view))
             # table: Feast's own quoted id; the key is bound

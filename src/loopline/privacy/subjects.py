@@ -57,7 +57,9 @@ def destroy_key(paths: Paths, pseudonym: int) -> bool:
         return False  # no key was ever made with it: nothing is sealed for anyone
     keys = SubjectKeys(paths.registry_url, master)
     try:
-        return keys.destroy(pseudonym)
+        destroyed = keys.destroy(pseudonym)
+        keys.purge()  # also when already destroyed: a run cut short before it finishes here
+        return destroyed
     finally:
         keys.close()
 

@@ -43,6 +43,9 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers (and a change's planning phase) run while a writer holds the lock.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # A deleted or replaced row is zeroed, not left in free space: a destroyed subject key
+    # (privacy/keystore.py) must not be readable from the file afterwards.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
     cursor.close()
 
