@@ -358,8 +358,18 @@ class ChurnService:
 
     @bentoml.api(route="/admin/reload")
     def reload(self, ctx: bentoml.Context) -> dict[str, Any]:
-        """Re-read the registry now in the worker that answers; the others poll (admin key)."""
-        self.watcher.refresh(force=True)
+        """Re-read the registry now in the worker that answers; the others poll (admin key).
+
+        A version whose file fails its hash check or its scan is refused with 409 naming
+        it, and what served before goes on serving."""
+        from loopline.model_scan import UnsafeModel
+        from loopline.serving.process import TamperedModel
+
+        try:
+            self.watcher.refresh(force=True)
+        except (TamperedModel, UnsafeModel) as exc:
+            log.error("%s; still serving the previous table", exc)
+            return _refuse(ctx, 409, f"{exc}; still serving the previous table", "model_refused")
         return self._describe()
 
     @bentoml.api(route="/admin/traffic")

@@ -29,6 +29,7 @@ CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    409: "conflict",
     413: "too_large",
     422: "invalid_request",
     429: "too_many_requests",
@@ -36,8 +37,9 @@ CODES = {
     503: "overloaded",
 }
 # Codes the service itself puts in a body where one status has two meanings: a 503 is
-# "overloaded" (retry soon) or "no_production" (nothing may answer until a promotion).
-SERVICE_CODES = frozenset({"no_production"})
+# "overloaded" (retry soon) or "no_production" (nothing may answer until a promotion); a
+# 409 "model_refused" is a registry version whose file failed its hash check or scan.
+SERVICE_CODES = frozenset({"no_production", "model_refused"})
 REQUEST_ID_HEADER = b"x-request-id"
 
 
