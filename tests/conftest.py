@@ -113,5 +113,44 @@ def params(project: Path) -> Any:
     return load_params(project / "params.yaml")
 
 
+# Every API key and password this process makes, for the last test of the session, which
+# looks for each of them in every log the suite wrote (tests/security/test_secrets_in_logs.py).
+MADE_SECRETS: list[str] = []
+LAST = "tests/security/test_secrets_in_logs.py"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def made_secrets() -> Iterator[list[str]]:
+    from loopline.serving.auth import KeyStore
+    from loopline.users import UserStore
+
+    create, rotate, add = KeyStore.create, KeyStore.rotate, UserStore.add
+
+    def created(store: KeyStore, *args: Any, **kwargs: Any) -> str:
+        key = create(store, *args, **kwargs)
+        MADE_SECRETS.append(key)
+        return key
+
+    def rotated(store: KeyStore, *args: Any, **kwargs: Any) -> Any:
+        made = rotate(store, *args, **kwargs)
+        MADE_SECRETS.append(made[0])
+        return made
+
+    def added(store: UserStore, name: str, role: Any, password: str) -> Any:
+        MADE_SECRETS.append(password)
+        return add(store, name, role, password)
+
+    with pytest.MonkeyPatch.context() as patch:  # the same calls, remembered
+        patch.setattr(KeyStore, "create", created)
+        patch.setattr(KeyStore, "rotate", rotated)
+        patch.setattr(UserStore, "add", added)
+        yield MADE_SECRETS
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The log scan runs last, after every other test has written its logs.
+    items.sort(key=lambda item: item.nodeid.startswith(LAST))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(SESSION_ROOT, ignore_errors=True)

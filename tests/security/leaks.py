@@ -93,3 +93,15 @@ def _quietly(read: object) -> bytes:
         return bytes(read())  # type: ignore[operator]
     except (OSError, EOFError, zlib.error):
         return b""
+
+
+def prefect_database_files() -> list[Path]:
+    """The Prefect server's SQLite database (with its WAL), wherever the harness keeps it."""
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
+
+    url = str(PREFECT_API_DATABASE_CONNECTION_URL.value())
+    assert url.startswith("sqlite"), url
+    database = Path(url.split("///", 1)[1])
+    files = [f for f in database.parent.glob(database.name + "*") if f.is_file()]
+    assert files, database
+    return files

@@ -183,7 +183,7 @@ def test_after_erasure_nothing_gives_the_subject_away(
         (other["contact"], other["email"])
     ]
 
-    roots = [proof.root, *prefect_database_files()]
+    roots = [proof.root, *leaks.prefect_database_files()]
     skip = [proof.root / "data" / "incoming"]
     wanted = {**leaks.needles(proof.subject, [NAME, EMAIL]), "their wrapped data key": wrapped}
     assert leaks.scanned_files(roots, skip) > 100
@@ -205,18 +205,6 @@ def wrapped_key(paths: Paths, pseudonym: int) -> bytes:
             return bytes(db.execute(query, {"p": pseudonym}).scalar_one())
     finally:
         engine.dispose()
-
-
-def prefect_database_files() -> list[Path]:
-    """The Prefect server's SQLite database (with its WAL), wherever the harness keeps it."""
-    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
-
-    url = str(PREFECT_API_DATABASE_CONNECTION_URL.value())
-    assert url.startswith("sqlite"), url
-    database = Path(url.split("///", 1)[1])
-    files = [f for f in database.parent.glob(database.name + "*") if f.is_file()]
-    assert files, database
-    return files
 
 
 @pytest.mark.parametrize("asker", [VIEWER, "nobody"])
