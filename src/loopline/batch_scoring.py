@@ -194,8 +194,11 @@ def score_partitioned(
         if champion is None:
             raise LookupError("no model in production yet: promote one first")
         version = champion.version
-    folder = Path(source)
+    from loopline.safe_paths import outside_state
+
+    folder = outside_state(paths, source, "the partitions to score")
     destination = Path(target) if target else folder.with_name(folder.name + ".scored")
+    destination = outside_state(paths, destination, "the scores' target")
     if client is None:
         return stream(params, str(paths.project), folder, destination, version)
     return on_dask(params, str(paths.project), folder, destination, version, client)

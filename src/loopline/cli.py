@@ -96,8 +96,9 @@ def _checked_first(params: Params, paths: Paths, source: Path | None) -> None:
     from loopline import feature_definitions
     from loopline.data.contract import BatchRejected
     from loopline.data.ingest import precheck, record_rejection
+    from loopline.safe_paths import outside_state
 
-    batch = source or paths.project / params.dataset.source
+    batch = outside_state(paths, source or paths.project / params.dataset.source, "the batch")
     try:
         precheck(batch, params.dataset)
     except BatchRejected as exc:

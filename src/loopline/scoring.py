@@ -36,9 +36,13 @@ def score_file(
     from loopline.privacy.secrets import pseudonym_key
     from loopline.privacy.subjects import tombstones
     from loopline.promotion import open_registry
+    from loopline.safe_paths import outside_state
 
     entity = params.dataset.entity
-    ids = read_ids(Path(source), entity)
+    source_file = outside_state(paths, source, "the file to score")
+    if target is not None:
+        target = str(outside_state(paths, target, "the scores' target"))
+    ids = read_ids(source_file, entity)
     # The file names customers as the caller knows them; the store knows their pseudonyms.
     keyed = list(map(Pseudonyms(pseudonym_key(paths)).of, ids))
     champion = open_registry(paths).production(params.serving.model_name)

@@ -49,8 +49,9 @@ def generate_step(params: Params, paths: Paths, target: Path | None = None) -> P
 def accept_step(params: Params, paths: Paths, source: Path | None = None) -> dict[str, Any]:
     """Check a batch against the contract and version it with DVC (the ingest flow's core)."""
     from loopline.data.ingest import accept_batch, as_dict
+    from loopline.safe_paths import outside_state
 
-    batch = source or paths.project / params.dataset.source
+    batch = outside_state(paths, source or paths.project / params.dataset.source, "the batch")
     return as_dict(accept_batch(batch, params.dataset, paths))
 
 
