@@ -147,6 +147,14 @@ def test_after_erasure_nothing_gives_the_subject_away(
         ):
             assert http.post("/feedback", json=feedback).status_code == 200
 
+        # Enough traffic for a monitor window, so an Evidently report holds their row too.
+        everyone = {"customer_ids": [int(i) for i in proof.table["customer_id"]]}
+        assert http.post("/predict", json=everyone).status_code == 200
+        logged(proof.paths, len(everyone["customer_ids"]) + 1 + len(proof.others) + 1)
+        window = proof.loopline("monitor", "--minutes", "60")
+        assert window.returncode == 0, window.stderr[-3000:]
+        assert list(proof.paths.reports.rglob("*.html")), window.stdout
+
         held = json.loads(proof.ok("subjects", "export", str(proof.subject), "--as", OPERATOR))
         assert [(r["contact"], r["email"]) for r in held["data"]] == [(NAME, EMAIL)]
         pseudonym = held["subject"]
@@ -192,6 +200,18 @@ def test_after_erasure_nothing_gives_the_subject_away(
     assert leaks.scan(roots, wanted, skip) == []
     # And the live stores no longer hold even the pseudonym.
     assert leaks.scan(live, {"pseudonym": as_stored}) == []
+
+
+def logged(paths: Paths, rows: int) -> None:
+    """Until the service's log files hold ``rows`` predictions (it flushes every second)."""
+    import time
+
+    from loopline.serving.predlog_read import read_predictions
+
+    deadline = time.monotonic() + 120  # a hang guard, not a timing assumption
+    while len(read_predictions(paths.serving_log)) < rows:
+        assert time.monotonic() < deadline, "the service never wrote its prediction log"
+        time.sleep(0.2)
 
 
 def wrapped_key(paths: Paths, pseudonym: int) -> bytes:
