@@ -137,8 +137,9 @@ def made_secrets() -> Iterator[list[str]]:
         return made
 
     def added(store: UserStore, name: str, role: Any, password: str) -> Any:
-        MADE_SECRETS.append(password)
-        return add(store, name, role, password)
+        user = add(store, name, role, password)
+        MADE_SECRETS.append(password)  # only once accepted: refused ones ("short") are no one's
+        return user
 
     with pytest.MonkeyPatch.context() as patch:  # the same calls, remembered
         patch.setattr(KeyStore, "create", created)
