@@ -46,6 +46,7 @@ services:
 	bash scripts/ensure_redis.sh
 	bash scripts/ensure_chromium.sh
 	bash scripts/ensure_wrk.sh
+	bash scripts/ensure_promtool.sh
 
 test: setup services
 	pytest

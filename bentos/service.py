@@ -138,6 +138,7 @@ class ChurnService:
         self.registry = Registry(paths.registry_url)
         self.registry.upgrade()
         self.metrics = metrics.ServingMetrics()
+        self.monitor_metrics = metrics.MonitorMetrics(self.registry.engine, self.model_name)
         # An erased subject's rows still buffered here are dropped at the flush.
         self.erased = ErasedSubjects(paths.registry_url)
         self.predictions = PredictionLog(paths.serving_log, erased=self.erased).start()
@@ -192,6 +193,10 @@ class ChurnService:
             columns = self._read([0])
             table.challenger.model.positive_proba(columns)
         self.ready = True
+
+    def __metrics__(self, content: str) -> str:
+        """BentoML's hook on ``/metrics``: the monitor's last window joins every scrape."""
+        return content + self.monitor_metrics.exposition()
 
     def __is_ready__(self) -> bool:
         """Whether this worker has its model and Feast store warm (BentoML's ``/readyz``)."""

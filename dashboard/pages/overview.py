@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import streamlit as st
 
 import loaders as data
@@ -28,6 +30,9 @@ def overview() -> None:
         st.caption(f"Production promoted {data.since_label(state['promoted_at'])}{by}")
 
     live_service(data.serving_url())
+    prometheus = os.environ.get("LOOPLINE_PROMETHEUS_URL", "").rstrip("/")
+    if prometheus:  # set by `make up` when it started Prometheus (docs/deploy.md)
+        st.caption(f"History, alerts and targets: [Prometheus]({prometheus})")
 
     st.subheader("Live accuracy since promotion")
     live = data.live_accuracy(str(where.serving_log), state["promoted_at"])

@@ -303,6 +303,9 @@ def up(
         customer = sample_customer(params, paths)
         keys = dev_keys(paths)
         services.append(start_deployments(paths))
+        prometheus = _start_prometheus(paths, serving)
+        if prometheus is not None:
+            services.append(prometheus)
         dashboard = None
         if (paths.project / "dashboard" / "app.py").is_file():
             dashboard = start_dashboard(paths)
@@ -315,6 +318,7 @@ def up(
             f"  Prefect UI   {api.removesuffix('/api')}\n"
             f"  Serving      {serving.url}  (docs at /docs, metrics at /metrics)\n"
             + (f"  Dashboard    {dashboard.url}\n" if dashboard else "")
+            + (f"  Prometheus   {prometheus.url}  (alerts, graphs)\n" if prometheus else "")
             + f"  Simulator    {'on, 5 requests/s' if simulate else 'off'}\n"
             f"  State        {paths.state}\n\n"
             "Try:\n  "
@@ -337,6 +341,17 @@ def up(
         typer.echo("stopping ...")
         for service in reversed(services):
             service.stop()
+
+
+def _start_prometheus(paths: Paths, serving: Service) -> Service | None:
+    """Prometheus scraping ``serving``, when the binary is there (src/loopline/prometheus_local.py);
+    the dashboard started after it links to it."""
+    from loopline import prometheus_local
+
+    prometheus = prometheus_local.start_if_present(paths, serving, typer.echo)
+    if prometheus is not None:
+        os.environ[prometheus_local.URL_ENV] = prometheus.url
+    return prometheus
 
 
 def _stop_on_sigterm() -> Any:
