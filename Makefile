@@ -47,8 +47,10 @@ services:
 	bash scripts/ensure_chromium.sh
 	bash scripts/ensure_wrk.sh
 	bash scripts/ensure_promtool.sh
+	bash scripts/ensure_kubectl.sh
 
 test: setup services
+	UV=$(UV) bash scripts/checkov.sh --install
 	pytest
 
 bench: setup
