@@ -21,6 +21,7 @@ import typer
 from loopline.config import ConfigError, Params
 from loopline.serving.tls import tls_files, trusting
 from loopline.settings import Paths
+from loopline.users import local_operator
 
 HOST = "127.0.0.1"
 PREFECT_PORT = 4200
@@ -154,6 +155,8 @@ def start_dashboard(paths: Paths, port: int = DASHBOARD_PORT) -> Service:
     command = [_bin("streamlit"), "run", str(paths.project / "dashboard" / "app.py")]
     command += ["--server.address", HOST, "--server.port", str(port), "--server.headless", "true"]
     command += ["--browser.gatherUsageStats", "false"]
+    # Viewer mode: no "Deploy" button or developer menu in a user's toolbar.
+    command += ["--client.toolbarMode", "viewer"]
     return start("dashboard", command, f"http://{HOST}:{port}", paths, {})
 
 
@@ -302,6 +305,7 @@ def up(
         note = production_note(params, paths)
         customer = sample_customer(params, paths)
         keys = dev_keys(paths)
+        login = local_operator(paths)
         services.append(start_deployments(paths))
         prometheus = _start_prometheus(paths, serving)
         if prometheus is not None:
@@ -325,7 +329,8 @@ def up(
             + curl_example(serving.url, params.dataset.entity, customer, keys["client"])
             + "\n\n"
             f"Keys for this machine (client and admin): {paths.state / 'auth' / 'dev-keys.json'}\n"
-            "Ctrl-C stops everything this command started."
+            + login_line(paths, login)
+            + "Ctrl-C stops everything this command started."
         )
         if note:
             typer.echo(f"\nNote: {note}")
@@ -341,6 +346,17 @@ def up(
         typer.echo("stopping ...")
         for service in reversed(services):
             service.stop()
+
+
+def login_line(paths: Paths, login: tuple[str, str | None] | None) -> str:
+    """What `make up` says about the dashboard login: the password only when just made."""
+    if login is None:
+        return "Dashboard logins: the project's own (`loopline users list`)\n"
+    name, password = login
+    where = paths.state / "auth" / "dev-login.json"
+    if password is None:
+        return f"Dashboard login: {name} (password in {where})\n"
+    return f"Dashboard login (made now, shown once): {name} / {password}  (kept in {where})\n"
 
 
 def _start_prometheus(paths: Paths, serving: Service) -> Service | None:

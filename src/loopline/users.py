@@ -198,3 +198,29 @@ def users_file(paths: Paths) -> Path:
 
 def user_store(paths: Paths) -> UserStore:
     return UserStore(users_file(paths))
+
+
+LOCAL_OPERATOR = "operator"
+
+
+def local_operator(paths: Paths) -> tuple[str, str | None] | None:
+    """The operator login `make up` makes on a machine's first run, so the dashboard opens.
+
+    ``(name, password)`` when it was made now (the caller prints it, once), ``(name, None)``
+    when it was made before (the password stays in ``<state>/auth/dev-login.json``, mode
+    0600, like the dev API keys), and None when the project has users of its own: then it
+    makes nothing.
+    """
+    saved = paths.state / "auth" / "dev-login.json"
+    if saved.exists():
+        return str(json.loads(saved.read_text())["name"]), None
+    store = user_store(paths)
+    if store.users():
+        return None
+    password = secrets.token_urlsafe(18)  # 144 random bits
+    store.add(LOCAL_OPERATOR, Role.OPERATOR, password)
+    saved.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps({"name": LOCAL_OPERATOR, "password": password}) + "\n")
+    return LOCAL_OPERATOR, password

@@ -104,3 +104,35 @@ def test_cli_adds_lists_and_removes_users(tmp_path: Path, monkeypatch: pytest.Mo
     assert refused.exit_code == 1 and "already exists" in refused.output
     assert runner.invoke(users_app, ["remove", "victor"]).exit_code == 0
     assert UserStore(project / ".loopline" / "auth" / "users.json").verify("olivia", "pw-123456")
+
+
+def test_make_up_makes_one_local_operator_login_and_shows_it_once(tmp_path: Path) -> None:
+    from loopline.platform import login_line
+    from loopline.settings import Paths
+    from loopline.users import local_operator, user_store, users_file
+
+    paths = Paths(tmp_path, tmp_path / ".loopline")
+    made = local_operator(paths)
+    assert made is not None
+    name, password = made
+    assert name == "operator" and password is not None and len(password) >= 24
+    saved = paths.state / "auth" / "dev-login.json"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    user = user_store(paths).verify(name, password)
+    assert user is not None and user.can_act
+    assert password not in users_file(paths).read_text()  # the user file holds its hash
+    assert password in login_line(paths, made)
+    again = local_operator(paths)
+    assert again == ("operator", None) and password not in login_line(paths, again)
+    assert str(saved) in login_line(paths, again)
+
+
+def test_a_project_with_users_of_its_own_gets_no_local_login(tmp_path: Path) -> None:
+    from loopline.settings import Paths
+    from loopline.users import local_operator, user_store
+
+    paths = Paths(tmp_path, tmp_path / ".loopline")
+    user_store(paths).add("olivia", "operator", "a long password")
+    assert local_operator(paths) is None
+    assert [u.name for u in user_store(paths).users()] == ["olivia"]
+    assert not (paths.state / "auth" / "dev-login.json").exists()

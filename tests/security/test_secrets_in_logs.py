@@ -36,6 +36,10 @@ def _secrets(roots: list[Path]) -> dict[str, bytes]:
         for file in root.rglob("dev-keys.json"):
             for role, key in json.loads(file.read_text()).items():
                 found[f"{role} key of {file}"] = key.encode()
+        for file in root.rglob("dev-login.json"):
+            found[f"the local operator's password in {file}"] = json.loads(file.read_text())[
+                "password"
+            ].encode()
         for name in ("pseudonym.key", "master.key"):  # a state folder's own key files
             for file in root.rglob(f"secrets/{name}"):
                 found[f"the key in {file}"] = file.read_bytes().strip()
