@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from loopline.cli_users import users_app
+from loopline.cli.users import users_app
 from loopline.users import Role, User, UserStore, UserStoreError, check_password, hash_password
 
 

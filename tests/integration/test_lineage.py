@@ -134,7 +134,7 @@ def test_train_run_events_name_features_labels_and_model(built: dict[str, Any], 
 
 
 def test_command_traces_the_packaged_model(built: dict[str, Any], paths: Any) -> None:
-    from loopline.cli_lineage import lineage as lineage_command
+    from loopline.cli.lineage import lineage as lineage_command
 
     app = typer.Typer()
     app.command()(lineage_command)

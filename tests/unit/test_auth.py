@@ -18,7 +18,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from loopline.cli_keys import keys_app, parse_duration
+from loopline.cli.keys import keys_app, parse_duration
 from loopline.serving.auth import (
     ApiKeyMiddleware,
     Forbidden,

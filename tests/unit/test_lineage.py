@@ -13,7 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from loopline import lineage, openlineage
-from loopline.cli_lineage import lineage as lineage_command
+from loopline.cli.lineage import lineage as lineage_command
 from loopline.registry import InvalidInput, Registry, UnknownVersion
 from loopline.settings import Paths
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from loopline.cli.common import refused
 from loopline.users import Role, UserStore, UserStoreError, user_store
 
 users_app = typer.Typer(
@@ -14,18 +15,13 @@ users_app = typer.Typer(
 )
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.secho(message, fg="red", err=True)
-    return typer.Exit(1)
-
-
 def _store() -> UserStore:
     from loopline.settings import activate
 
     try:
         return user_store(activate())
     except FileNotFoundError as exc:
-        raise _fail(str(exc)) from exc
+        raise refused(str(exc)) from exc
 
 
 @users_app.command()
@@ -47,7 +43,7 @@ def add(
     try:
         user = _store().add(name, role, password)
     except UserStoreError as exc:
-        raise _fail(str(exc)) from exc
+        raise refused(str(exc)) from exc
     typer.echo(f"added {user.role} {user.name!r}")
 
 
@@ -57,7 +53,7 @@ def remove(name: str) -> None:
     try:
         _store().remove(name)
     except UserStoreError as exc:
-        raise _fail(str(exc)) from exc
+        raise refused(str(exc)) from exc
     typer.echo(f"removed {name!r}")
 
 
@@ -67,7 +63,7 @@ def list_users() -> None:
     try:
         users = _store().users()
     except UserStoreError as exc:
-        raise _fail(str(exc)) from exc
+        raise refused(str(exc)) from exc
     if not users:
         typer.echo("no dashboard users yet: loopline users add NAME --role operator")
     for user in users:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from loopline.cli.errors import fail
 from loopline.settings import activate
 
 
@@ -28,7 +29,6 @@ def init(
     """Infer a schema from FILE, show it, and on confirmation write params.yaml and
     feature_repo/definitions.py so that `loopline run` trains on it."""
     from loopline import platform, project_init
-    from loopline.cli_errors import fail
     from loopline.data.infer import propose
     from loopline.data.sample import read_sample
     from loopline.data.schema_table import render_table

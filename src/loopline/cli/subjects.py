@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from loopline.cli.common import context
+from loopline.cli.errors import reported
+
 if TYPE_CHECKING:
     from loopline.settings import Paths
     from loopline.users import User
@@ -60,11 +63,9 @@ def erase(
     asker: Asker,
 ) -> None:
     """Erase a subject from every store (flow ``erase-subject``); audited."""
-    from loopline.cli import _context
-    from loopline.cli_errors import reported
     from loopline.privacy.subjects import subject_of
 
-    _, paths = _context()
+    _, paths = context()
     with reported():
         pseudonym = subject_of(paths, subject)
         user = _operator(paths, asker, "erase", pseudonym)
@@ -82,13 +83,11 @@ def export(
     asker: Asker,
 ) -> None:
     """Everything Loopline holds about a subject, decrypted, as JSON; audited."""
-    from loopline.cli import _context
-    from loopline.cli_errors import reported
     from loopline.privacy.audit import AuditLog
     from loopline.privacy.subjects import export as export_subject
     from loopline.privacy.subjects import subject_of
 
-    params, paths = _context()
+    params, paths = context()
     with reported():
         pseudonym = subject_of(paths, subject)
         user = _operator(paths, asker, "export", pseudonym)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from loopline.cli.common import refused
 
 if TYPE_CHECKING:
     from loopline.registry import RegistryView
@@ -24,7 +26,7 @@ def lineage(
 ) -> None:
     """Trace a model version: data → features → run → model → bento → deployments."""
     if (version is None) == (data is None):
-        _fail("give a model VERSION or --data HASH (one of the two)")
+        raise refused("give a model VERSION or --data HASH (one of the two)")
     # Imported here: the registry pulls in SQLAlchemy, which --help need not pay for.
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -35,7 +37,7 @@ def lineage(
     try:
         paths = activate()
     except FileNotFoundError as error:  # not inside a Loopline project
-        _fail(str(error))
+        raise refused(str(error)) from error
     try:
         with _open(paths.registry_url) as registry:
             if data is not None:
@@ -45,9 +47,11 @@ def lineage(
             assert version is not None
             graph = graphs.build_graph(registry, version)
     except RegistryError as error:
-        _fail(str(error))
+        raise refused(str(error)) from error
     except SQLAlchemyError as error:
-        _fail(f"cannot read the registry at {_safe(paths.registry_url)}: {error}")
+        raise refused(
+            f"cannot read the registry at {_safe(paths.registry_url)}: {error}"
+        ) from error
     if as_json:
         typer.echo(json.dumps(graphs.to_json(graph), indent=2))
     else:
@@ -63,7 +67,7 @@ def _open(url: str) -> RegistryView:
     database = sa_url.database if sa_url.get_backend_name() == "sqlite" else None
     # Reading must not create an empty database file where none was.
     if database and not Path(database).is_file():
-        _fail(f"no registry yet at {url}: `loopline run` trains and registers a model")
+        raise refused(f"no registry yet at {url}: `loopline run` trains and registers a model")
     return RegistryView(url)
 
 
@@ -94,8 +98,3 @@ def _print_versions(data_hash: str, rows: list[dict[str, Any]], as_json: bool) -
         for row in rows:
             stage = ", ".join([row["stage"], *row["aliases"]])
             typer.echo(f"  {row['version']:<40} {stage:<24} {row['created_at'][:19]}")
-
-
-def _fail(message: str) -> NoReturn:
-    typer.secho(message, fg="red", err=True)
-    raise typer.Exit(1)

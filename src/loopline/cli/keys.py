@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from loopline.cli.common import refused
 from loopline.serving.auth import KeyInfo, KeyStore, KeyStoreError, Role, key_store
 
 keys_app = typer.Typer(
@@ -28,18 +29,13 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{UNITS[match[2]]: float(match[1])})
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.secho(message, fg="red", err=True)
-    return typer.Exit(1)
-
-
 def _store() -> KeyStore:
     from loopline.settings import activate
 
     try:
         return key_store(activate())
     except FileNotFoundError as exc:
-        raise _fail(str(exc)) from exc
+        raise refused(str(exc)) from exc
 
 
 @keys_app.command()
@@ -53,7 +49,7 @@ def create(
     try:
         key = _store().create(name, role)
     except KeyStoreError as exc:
-        raise _fail(str(exc)) from exc
+        raise refused(str(exc)) from exc
     # The key alone on stdout, so `KEY=$(loopline keys create NAME)` captures just the key.
     typer.echo(key)
     typer.secho(
@@ -72,7 +68,7 @@ def rotate(
     try:
         key, until = _store().rotate(name, parse_duration(overlap))
     except (KeyStoreError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
+        raise refused(str(exc)) from exc
     typer.echo(key)  # alone on stdout, as with create
     typer.secho(
         f"rotated key {name!r}: copy the new key now, it cannot be shown again; "
@@ -88,7 +84,7 @@ def revoke(name: str) -> None:
     try:
         _store().revoke(name)
     except KeyStoreError as exc:
-        raise _fail(str(exc)) from exc
+        raise refused(str(exc)) from exc
     typer.echo(f"revoked key {name!r}")
 
 
@@ -98,7 +94,7 @@ def list_keys() -> None:
     try:
         keys = _store().list()
     except KeyStoreError as exc:
-        raise _fail(str(exc)) from exc
+        raise refused(str(exc)) from exc
     if not keys:
         typer.echo("no API keys yet: `loopline keys create NAME --role client` makes one")
         return

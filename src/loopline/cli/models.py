@@ -8,22 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
+from loopline.cli.common import context, refused
+
 models_app = typer.Typer(help="Model versions: list, show, promote, approve, roll back.")
 registry_app = typer.Typer(help="The registry itself.")
 
 Reason = Annotated[str, typer.Option("--reason", "-r", help="Why (recorded in the history)")]
 Actor = Annotated[str | None, typer.Option(help="Who (default: LOOPLINE_ACTOR or your user)")]
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(message, fg="red", err=True)
-    return typer.Exit(1)
-
-
-def _context() -> tuple[Any, Any]:
-    from loopline.cli import _context as load
-
-    return load()
 
 
 def _actor(actor: str | None) -> str:
@@ -56,7 +47,7 @@ def list_models(
     """Every version with its stage, aliases and ROC AUC."""
     from loopline.promotion import open_registry
 
-    _, paths = _context()
+    _, paths = context()
     records = open_registry(paths).list_versions(stage=stage)
     if not records:
         typer.echo("no model versions yet: `loopline run` trains and registers one")
@@ -71,11 +62,11 @@ def show(version: str) -> None:
     """One version: stage, metrics, lineage and pending approval."""
     from loopline.promotion import open_registry
 
-    _, paths = _context()
+    _, paths = context()
     try:
         record = open_registry(paths).get(version)
     except _registry_errors() as exc:
-        raise _fail(str(exc)) from exc
+        raise refused(str(exc)) from exc
     typer.echo(json.dumps(_as_dict(record), indent=2, default=str))
 
 
@@ -84,11 +75,11 @@ def promote(version: str, reason: Reason, actor: Actor = None) -> None:
     """Check every gate, then move VERSION to production (or staging awaiting approval)."""
     from loopline import promotion
 
-    params, paths = _context()
+    params, paths = context()
     try:
         outcome = promotion.promote(params, paths, version, actor=_actor(actor), reason=reason)
     except _registry_errors() as exc:
-        raise _fail(str(exc)) from exc
+        raise refused(str(exc)) from exc
     for gate in outcome.gates:
         verdict = "skip" if gate.get("skipped") else ("pass" if gate["passed"] else "FAIL")
         typer.echo(f"  {verdict:<5} {gate['name']}: {gate['detail']}")
@@ -103,11 +94,11 @@ def approve(version: str, reason: Reason, actor: Actor = None) -> None:
     """Approve a version waiting in staging (you must be its named approver)."""
     from loopline import promotion
 
-    _, paths = _context()
+    _, paths = context()
     try:
         moved = promotion.approve(paths, version, actor=_actor(actor), reason=reason)
     except _registry_errors() as exc:
-        raise _fail(str(exc)) from exc
+        raise refused(str(exc)) from exc
     typer.echo(f"{moved.version} is now in {moved.stage}")
 
 
@@ -116,12 +107,12 @@ def rollback(reason: Reason, actor: Actor = None, model: str | None = None) -> N
     """Put the previous production version back, in one step."""
     from loopline import promotion
 
-    params, paths = _context()
+    params, paths = context()
     name = model or params.serving.model_name
     try:
         restored = promotion.rollback(paths, name, actor=_actor(actor), reason=reason)
     except _registry_errors() as exc:
-        raise _fail(str(exc)) from exc
+        raise refused(str(exc)) from exc
     typer.echo(f"{restored.version} is back in production")
 
 
@@ -130,7 +121,7 @@ def history(version: Annotated[str | None, typer.Argument()] = None) -> None:
     """The append-only history (of one version, or all)."""
     from loopline.promotion import open_registry
 
-    _, paths = _context()
+    _, paths = context()
     for entry in open_registry(paths).history(version=version):
         move = f"{entry.from_stage or ''}→{entry.to_stage}" if entry.to_stage else ""
         typer.echo(
@@ -146,11 +137,11 @@ def served_at(
     """Which version held production (and challenger) at a past instant."""
     from loopline.promotion import open_registry
 
-    params, paths = _context()
+    params, paths = context()
     try:
         instant = datetime.fromisoformat(when)
     except ValueError as exc:
-        raise _fail(f"not an ISO time: {when!r}") from exc
+        raise refused(f"not an ISO time: {when!r}") from exc
     if instant.tzinfo is None:
         instant = instant.replace(tzinfo=UTC)
     answer = open_registry(paths).served_at(model or params.serving.model_name, instant)
@@ -162,10 +153,10 @@ def verify() -> None:
     """Walk the history's hash chain; report the first broken link."""
     from loopline.promotion import open_registry
 
-    _, paths = _context()
+    _, paths = context()
     broken = open_registry(paths).verify()
     if broken is not None:
-        raise _fail(f"history broken at seq {broken.seq}: {broken.problem}")
+        raise refused(f"history broken at seq {broken.seq}: {broken.problem}")
     typer.echo("history intact")
 
 
