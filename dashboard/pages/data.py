@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
+import charts
 import loaders as data
 
 
@@ -26,6 +28,7 @@ def data_page() -> None:
     if versions.empty:
         data.empty("No data versions recorded yet", "run `loopline ingest` or `loopline run`")
     else:
+        linked(versions, st.query_params.get("data_version"))
         st.dataframe(versions, hide_index=True)
         sized = versions.dropna(subset=["rows"])
         if not sized.empty:
@@ -33,10 +36,13 @@ def data_page() -> None:
                 alt.Chart(sized)
                 .mark_line(point=True)
                 .encode(
-                    x=alt.X("first_seen:T", title="first used"),
-                    y=alt.Y("rows:Q", title="rows"),
+                    x=charts.time_x("first_seen", "first used (UTC)", sized["first_seen"]),
+                    y=alt.Y("rows:Q", title="rows in the batch"),
                     tooltip=[
-                        alt.Tooltip(f) for f in ("data_hash:N", "rows:Q", "runs:Q", "models:Q")
+                        alt.Tooltip("data_hash:N", title="data version (DVC md5)"),
+                        alt.Tooltip("rows:Q"),
+                        alt.Tooltip("runs:Q", title="training runs"),
+                        alt.Tooltip("models:Q", title="model versions"),
                     ],
                 )
                 .properties(height=220, title="Rows per data version over time"),
@@ -73,6 +79,25 @@ def data_page() -> None:
         st.success("No batch has been rejected.")
     else:
         st.dataframe(rejected, hide_index=True)
+
+
+def linked(versions: pd.DataFrame, data_hash: str | None) -> None:
+    """What the Lineage page linked to: one data version, in a sentence."""
+    chosen = versions[versions["data_hash"] == data_hash]
+    if data_hash and chosen.empty:
+        st.warning(f"Data version {data_hash} is not among those any run or model used.")
+    elif data_hash:
+        row = chosen.iloc[0]
+        rows = (
+            "rows unknown (not in DVC's cache)"
+            if pd.isna(row["rows"])
+            else f"{int(row['rows']):,} rows"
+        )
+        st.info(
+            f"Data version `{data_hash}`: {rows}, first used {row['first_seen']:%Y-%m-%d %H:%M} "
+            f"UTC, by {row['runs']} training runs and {row['models']} model versions.",
+            icon=":material/link:",
+        )
 
 
 data_page()

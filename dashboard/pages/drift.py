@@ -6,9 +6,11 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+import charts
 import loaders as data
 
 PERIODS = ["24 h", "7 d", "30 d", "all"]
+WINDOW_START = "window start (UTC)"
 # Encodings are alt.X(...), alt.Tooltip(...) objects on every page, never shorthand strings:
 # Altair resolves each string through its whole schema, about 50 ms apiece.
 
@@ -49,23 +51,23 @@ def drift() -> None:
         alt.Chart(share)
         .mark_line(point=len(share) < 60)
         .encode(
-            x=alt.X("bin:T", title=None),
-            y=alt.Y("drift_share:Q", title="drift share", axis=alt.Axis(format="%")),
+            x=charts.time_x("bin", WINDOW_START, share["bin"]),
+            y=alt.Y("drift_share:Q", title="share of features drifted", axis=alt.Axis(format="%")),
             tooltip=[
-                alt.Tooltip("bin:T", title="from"),
-                alt.Tooltip("drift_share:Q", format=".0%"),
-                alt.Tooltip("worst:Q", format=".0%"),
-                alt.Tooltip("windows:Q"),
+                charts.time_tooltip("bin", "from (UTC)"),
+                alt.Tooltip("drift_share:Q", format=".0%", title="drift share (mean)"),
+                alt.Tooltip("worst:Q", format=".0%", title="worst window"),
+                alt.Tooltip("windows:Q", title="windows"),
             ],
         )
     )
     rule = (
         alt.Chart(pd.DataFrame({"y": [threshold]}))
         .mark_rule(strokeDash=[4, 4], color="red")
-        .encode(y=alt.Y("y:Q"))
+        .encode(y=alt.Y("y:Q", title="share of features drifted"))
     )
     st.altair_chart(
-        (line + rule + _markers(marks)).properties(
+        (line + rule + _markers(marks, share["bin"])).properties(
             height=260, title=f"Drift share (mean per {width})"
         ),
         width="stretch",
@@ -79,12 +81,12 @@ def drift() -> None:
             alt.Chart(cells)
             .mark_rect()
             .encode(
-                x=alt.X("bin:T", title=None),
-                y=alt.Y("feature:N", title=None),
+                x=charts.time_x("bin", WINDOW_START, cells["bin"]),
+                y=alt.Y("feature:N", title="feature"),
                 color=alt.Color(f"{value}:Q", title=title, scale=alt.Scale(scheme="orangered")),
                 tooltip=[
                     alt.Tooltip("feature:N"),
-                    alt.Tooltip("bin:T", title="from"),
+                    charts.time_tooltip("bin", "from (UTC)"),
                     alt.Tooltip("drifted:Q", format=".0%", title="windows drifted"),
                     alt.Tooltip("score:Q", format=".3f", title="mean score"),
                 ],
@@ -102,30 +104,39 @@ def drift() -> None:
             "labels arrive through the service's `/feedback`",
         )
     else:
-        x = alt.X("bin:T", title=None)
+        x = charts.time_x("bin", WINDOW_START, accuracy["bin"])
         top = (
             alt.Chart(accuracy)
             .mark_line(point=True)
             .encode(
                 x=x,
-                y=alt.Y("accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format="%")),
-                color=alt.Color("model_version:N"),
+                y=alt.Y(
+                    "accuracy:Q",
+                    title="live accuracy",
+                    scale=alt.Scale(zero=False),
+                    axis=alt.Axis(format="%"),
+                ),
+                color=alt.Color("model_version:N", title="model version"),
                 tooltip=[
-                    alt.Tooltip("model_version:N"),
-                    alt.Tooltip("bin:T", title="from"),
-                    alt.Tooltip("accuracy:Q", format=".1%"),
-                    alt.Tooltip("labels:Q"),
+                    alt.Tooltip("model_version:N", title="model version"),
+                    charts.time_tooltip("bin", "from (UTC)"),
+                    alt.Tooltip("accuracy:Q", format=".1%", title="live accuracy"),
+                    alt.Tooltip("labels:Q", title="labelled predictions"),
                 ],
             )
         )
         bottom = (
             alt.Chart(accuracy)
             .mark_bar()
-            .encode(x=x, y=alt.Y("labels:Q", title="labels"), color=alt.Color("model_version:N"))
+            .encode(
+                x=x,
+                y=alt.Y("labels:Q", title="labelled predictions"),
+                color=alt.Color("model_version:N", title="model version"),
+            )
         )
         st.altair_chart(
             alt.vconcat(
-                (top + _markers(marks)).properties(
+                (top + _markers(marks, accuracy["bin"])).properties(
                     height=220, title="Live accuracy per model version"
                 ),
                 bottom.properties(height=90),
@@ -154,20 +165,21 @@ def drift() -> None:
         st.iframe(report, height=900)
 
 
-def _markers(marks: pd.DataFrame) -> alt.Chart:
+def _markers(marks: pd.DataFrame, times: pd.Series) -> alt.Chart:
     # Dashes, not colours, tell retrains from promotions: colour stays free for versions.
     dashes = alt.Scale(domain=["retrain", "promotion"], range=[[4, 4], [1, 0]])
     return (
         alt.Chart(marks)
         .mark_rule(opacity=0.7, color="#2ca02c")
         .encode(
-            x=alt.X("at:T"),
+            # The chart's own time axis: layered, the titles must match or Vega-Lite joins them.
+            x=charts.time_x("at", WINDOW_START, times),
             strokeDash=alt.StrokeDash("event:N", scale=dashes, title="event"),
             tooltip=[
                 alt.Tooltip("event:N"),
-                alt.Tooltip("version:N"),
-                alt.Tooltip("actor:N"),
-                alt.Tooltip("at:T", format="%Y-%m-%d %H:%M"),
+                alt.Tooltip("version:N", title="model version"),
+                alt.Tooltip("actor:N", title="by"),
+                charts.time_tooltip("at", "at (UTC)"),
             ],
         )
     )

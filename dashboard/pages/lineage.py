@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+import lineage_view as view
 import loaders as data
 
 
@@ -26,21 +27,16 @@ def lineage() -> None:
         graph = data.lineage_graph(url, version)
         counts = data.prediction_counts(str(where.serving_log))
         served = counts[counts["model_version"] == version].to_dict("records")
-        st.graphviz_chart(data.lineage_dot(graph, served), width="stretch")
-        if graph["missing"]:
-            st.caption(f"Not recorded for this version: {', '.join(graph['missing'])}.")
-        if not served:
-            st.caption("No predictions from this version are in the log.")
-        nodes = [
-            {
-                "kind": n["kind"],
-                "what": n["label"],
-                "link": n["link"],
-                "details": str(n["attributes"]),
-            }
-            for n in graph["nodes"]
-        ]
-        st.dataframe(nodes, hide_index=True, column_config={"link": st.column_config.LinkColumn()})
+        picture, details = st.columns([2, 3], gap="large")
+        with picture:
+            # At its own size rather than stretched to the column: the labels keep their size.
+            st.graphviz_chart(view.lineage_dot(graph, served), width="content")
+            if graph["missing"]:
+                st.caption(f"Not recorded for this version: {', '.join(graph['missing'])}.")
+            if not served:
+                st.caption("No predictions from this version are in the log.")
+        with details:
+            view.show_details(graph)
 
     with backward:
         known = data.data_versions(url, str(where.raw_batch), str(where.dvc_cache))
@@ -56,7 +52,7 @@ def lineage() -> None:
         ]
         runs = data.runs(url)
         used = runs[runs["data_hash"] == picked] if not runs.empty else runs
-        st.graphviz_chart(data.reverse_dot(picked, len(used), models), width="stretch")
+        st.graphviz_chart(view.reverse_dot(picked, len(used), models), width="content")
         st.caption(f"{len(used)} training runs and {len(models)} model versions used {picked}.")
         st.dataframe(models, hide_index=True)
 

@@ -53,7 +53,8 @@ def models() -> None:
 
         st.subheader("Gates and history of a version")
         choices = versions["version"].tolist()
-        first = choices.index(state["production"]) if state["production"] in choices else 0
+        wanted = st.query_params.get("version") or state["production"]  # linked from Lineage
+        first = choices.index(wanted) if wanted in choices else 0
         version = st.selectbox("Version", choices, index=first, key="models_version")
         gates = data.gate_results(url, version)
         if gates.empty:

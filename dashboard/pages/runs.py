@@ -5,6 +5,7 @@ from __future__ import annotations
 import altair as alt
 import streamlit as st
 
+import charts
 import loaders as data
 
 BASE = ["run_id", "started_at", "model_name", "selected", "metric", "data_hash", "feature_service"]
@@ -48,21 +49,28 @@ def runs() -> None:
         column_config={m: st.column_config.NumberColumn(format="%.4f") for m in metrics},
     )
 
-    if primary in shown:
+    label = charts.metric_label(primary)
+    if primary in shown and shown["started_at"].notna().any():
         st.altair_chart(
             alt.Chart(shown)
-            .mark_circle(size=40)
+            .mark_circle(size=60)
             .encode(
-                x=alt.X("started_at:T", title="started"),
-                y=alt.Y(f"{primary}:Q", scale=alt.Scale(zero=False)),
+                x=charts.time_x("started_at", "run started (UTC)", shown["started_at"]),
+                y=alt.Y(
+                    f"{primary}:Q",
+                    title=f"{label} on the holdout",
+                    scale=alt.Scale(zero=False),
+                    axis=alt.Axis(format=".3f"),
+                ),
                 color=alt.Color("param\\.estimator:N", title="estimator"),
                 tooltip=[
-                    alt.Tooltip("run_id:N"),
-                    alt.Tooltip("selected:N"),
-                    alt.Tooltip(f"{primary}:Q", format=".4f"),
+                    alt.Tooltip("run_id:N", title="run"),
+                    charts.time_tooltip("started_at", "started (UTC)"),
+                    alt.Tooltip("selected:N", title="selected candidate"),
+                    alt.Tooltip(f"{primary}:Q", format=".4f", title=label),
                 ],
             )
-            .properties(height=260, title=f"{primary} of every run shown"),
+            .properties(height=260, title=f"{label} of every run shown"),
             width="stretch",
         )
 
@@ -83,18 +91,19 @@ def runs() -> None:
     params = [c for c in frame.columns if c.startswith("param.")]
     st.dataframe(chosen[[*params, "selected", "data_hash", "feature_service"]].T.astype(str))
     long = side.reset_index().melt(id_vars="metric", var_name="run", value_name="value")
+    long["metric"] = long["metric"].map(charts.metric_label)
     st.altair_chart(
         alt.Chart(long)
         .mark_bar()
         .encode(
-            x=alt.X("metric:N", title=None),
+            x=alt.X("metric:N", title="metric"),
             xOffset=alt.XOffset("run:N"),
-            y=alt.Y("value:Q", scale=alt.Scale(zero=False)),
-            color=alt.Color("run:N"),
+            y=alt.Y("value:Q", title="score on the holdout", scale=alt.Scale(zero=False)),
+            color=alt.Color("run:N", title="run"),
             tooltip=[
                 alt.Tooltip("run:N"),
                 alt.Tooltip("metric:N"),
-                alt.Tooltip("value:Q", format=".4f"),
+                alt.Tooltip("value:Q", format=".4f", title="score"),
             ],
         )
         .properties(height=300, title="Metrics side by side"),
@@ -106,17 +115,19 @@ def runs() -> None:
             alt.Chart(candidates)
             .mark_bar()
             .encode(
-                x=alt.X(f"{primary}:Q", scale=alt.Scale(zero=False)),
+                x=alt.X(
+                    f"{primary}:Q", title=f"{label} on the holdout", scale=alt.Scale(zero=False)
+                ),
                 y=alt.Y("name:N", title="candidate"),
                 yOffset=alt.YOffset("run_id:N"),
                 color=alt.Color("run_id:N", title="run"),
                 tooltip=[
-                    alt.Tooltip("run_id:N"),
-                    alt.Tooltip("name:N"),
-                    alt.Tooltip(f"{primary}:Q", format=".4f"),
+                    alt.Tooltip("run_id:N", title="run"),
+                    alt.Tooltip("name:N", title="candidate"),
+                    alt.Tooltip(f"{primary}:Q", format=".4f", title=label),
                 ],
             )
-            .properties(title=f"Every candidate's {primary}"),
+            .properties(title=f"Every candidate's {label}"),
             width="stretch",
         )
 

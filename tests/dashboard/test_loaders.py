@@ -79,22 +79,6 @@ def test_reports_outside_the_reports_folder_are_never_opened(tmp_path: Path) -> 
     assert data.report_path(reports, None) is None
 
 
-def test_lineage_dot_quotes_labels_and_ends_in_predictions() -> None:
-    graph = {
-        "nodes": [
-            {"id": "model:m:1", "kind": "model", "label": 'm "1"', "link": None},
-            {"id": "bento:b:1", "kind": "bento", "label": "b:1", "link": "http://x/1"},
-        ],
-        "edges": [{"source": "model:m:1", "target": "bento:b:1", "relation": "packaged as"}],
-    }
-    served = [{"arm": "champion", "shadow": False, "predictions": 12}]
-    dot = data.lineage_dot(graph, served)
-    assert 'm \\"1\\"' in dot
-    assert '"bento:b:1" -> "predictions:0"' in dot
-    assert "12 as champion" in dot
-    assert 'URL="http://x/1"' in dot
-
-
 def test_bins_stay_few_whatever_the_span() -> None:
     for start in ("2026-01-01", "2026-01-01 07:13"):
         times = pd.Series(pd.date_range(start, periods=10_000, freq="519s", tz="UTC"))

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from streamlit import dataframe_util
 
 from loopline.registry import RegistryView
 from tests.dashboard.conftest import PAGES, charts, metrics, texts
-from tests.dashboard.seeding import FEATURES, PASSWORDS, Seeded
+from tests.dashboard.seeding import FEATURES, PASSWORDS, Seeded, seed
 
 
 def chart_data(spec: dict[str, Any]) -> Any:
@@ -120,7 +122,7 @@ def test_lineage_both_ways(on_seeded: Seeded, dashboard: Any) -> None:
     record = RegistryView(on_seeded.registry_url).get(on_seeded.production)
     for piece in (record.version, record.lineage["data_hash"], record.lineage["bento"], "churn_v1"):
         assert piece in dot
-    assert f"{on_seeded.predictions[on_seeded.production]} as champion" in dot
+    assert f"{on_seeded.predictions[on_seeded.production]:,} as champion" in dot
     app.selectbox(key="lineage_data").select(on_seeded.data_hashes[0]).run()
     trained = RegistryView(on_seeded.registry_url).versions_trained_on(on_seeded.data_hashes[0])
     caption = texts(app, "caption")[-1]
@@ -151,3 +153,72 @@ def test_every_page_renders_for_a_viewer_too(on_seeded: Seeded, dashboard: Any, 
     app = dashboard(user="victor", page=page)
     assert app.title[0].value
     assert not texts(app, "error")
+
+
+def _axes(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every x and y encoding of a spec, through its layers and concatenations."""
+    found = [spec["encoding"][c] for c in ("x", "y") if c in spec.get("encoding", {})]
+    for key in ("layer", "vconcat", "hconcat"):
+        for part in spec.get(key, []):
+            found += _axes(part)
+    return found
+
+
+def test_every_chart_axis_is_titled_in_the_domains_words(on_seeded: Seeded, dashboard: Any) -> None:
+    runs = dashboard(page="runs")
+    runs.multiselect(key="runs_compare").set_value(["run-00001", "run-00002"]).run()
+    drift = dashboard(page="drift")
+    drift.button_group(key="drift_period").set_value("all").run()
+    specs = [*charts(runs), *charts(drift), *charts(dashboard(page="data"))]
+    assert len(specs) == 7
+    for spec in specs:
+        for axis in _axes(spec):
+            title = axis.get("title")
+            assert title and "_" not in title and "." not in title, (spec.get("title"), axis)
+    started = charts(runs)[0]["encoding"]
+    assert started["x"]["title"] == "run started (UTC)" and started["x"]["scale"]["type"] == "utc"
+    assert started["y"]["title"] == "ROC AUC on the holdout"
+    assert {a["title"] for a in _axes(charts(drift)[0])} >= {"window start (UTC)"}
+
+
+def test_lineage_details_are_tables_with_links(
+    on_seeded: Seeded, dashboard: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFECT_API_URL", "http://prefect.test/api")
+    app = dashboard(page="lineage")
+    record = RegistryView(on_seeded.registry_url).get(on_seeded.production)
+    shown = "\n".join(m.value for m in app.markdown)
+    assert "| field | value |" in shown
+    run = record.lineage["flow_run_id"]
+    assert f"[`{run}`](http://prefect.test/runs/flow-run/{run})" in shown
+    assert f"| DVC md5 | `{record.lineage['data_hash']}` |" in shown
+    assert f"| tag | `{record.lineage['bento']}` |" in shown
+    assert "| when (UTC) | change | by | why |" in shown  # the deployment history
+    assert "{'" not in shown and '{"' not in shown  # no raw dicts
+    links = {link.proto.label: link.proto.query_string for link in app.get("page_link")}
+    data_link = links["This data version on the Data page"]
+    assert data_link == f"data_version={record.lineage['data_hash']}"
+    assert links[f"Gates and history of {record.version}"].startswith("version=")
+
+
+def test_a_data_version_linked_from_lineage_is_described(on_seeded: Seeded, dashboard: Any) -> None:
+    app = dashboard(page="data")
+    app.query_params["data_version"] = on_seeded.data_hashes[0]
+    app.run()
+    note = next(t for t in texts(app, "info") if on_seeded.data_hashes[0] in t)
+    assert f"{on_seeded.data_rows[0]:,} rows" in note and "training runs" in note
+
+
+def test_one_run_reads_as_a_date_not_milliseconds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dashboard: Any
+) -> None:
+    import streamlit as st
+
+    small = seed(tmp_path / "one", runs=1, versions=30, windows=30, data_versions=1)
+    monkeypatch.setenv("LOOPLINE_PROJECT", str(small.project))
+    monkeypatch.setenv("LOOPLINE_HOME", str(small.state))
+    st.cache_data.clear()
+    x = charts(dashboard(page="runs"))[0]["encoding"]["x"]
+    low, high = (pd.Timestamp(end) for end in x["scale"]["domain"])
+    assert high - low == pd.Timedelta(hours=1)  # an hour around the run, ticked in minutes
+    assert x["axis"]["format"] == "%b %d %H:%M" and x["title"] == "run started (UTC)"
