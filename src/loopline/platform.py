@@ -151,12 +151,18 @@ def start_deployments(paths: Paths) -> Service:
     return start("deployments", [_bin("loopline"), "deployments"], "", paths, {})
 
 
-def start_dashboard(paths: Paths, port: int = DASHBOARD_PORT) -> Service:
-    command = [_bin("streamlit"), "run", str(paths.project / "dashboard" / "app.py")]
+def dashboard_command(app: Path, port: int = DASHBOARD_PORT) -> list[str]:
+    """``streamlit run`` as users get it (the real-browser test runs the same command)."""
+    command = [_bin("streamlit"), "run", str(app)]
     command += ["--server.address", HOST, "--server.port", str(port), "--server.headless", "true"]
     command += ["--browser.gatherUsageStats", "false"]
     # Viewer mode: no "Deploy" button or developer menu in a user's toolbar.
     command += ["--client.toolbarMode", "viewer"]
+    return command
+
+
+def start_dashboard(paths: Paths, port: int = DASHBOARD_PORT) -> Service:
+    command = dashboard_command(paths.project / "dashboard" / "app.py", port)
     return start("dashboard", command, f"http://{HOST}:{port}", paths, {})
 
 

@@ -110,9 +110,7 @@ def stack(
         serve = "from flows.deployments import serve_all; serve_all()"
         services.append(_spawn("deployments", [sys.executable, "-c", serve], "", logs, env))
         app_url = f"http://127.0.0.1:{app_port}"
-        streamlit = [platform._bin("streamlit"), "run", "dashboard/app.py"]
-        streamlit += ["--server.address", "127.0.0.1", "--server.port", str(app_port)]
-        streamlit += ["--browser.gatherUsageStats", "false", "--server.headless", "true"]
+        streamlit = platform.dashboard_command(Path("dashboard/app.py"), app_port)
         serving = {"LOOPLINE_SERVING_URL": f"http://127.0.0.1:{closed_port()}"}
         services.append(_spawn("streamlit", streamlit, app_url, logs, env | serving))
         platform.wait_ready(services[-1], "/_stcore/health", timeout=120)
@@ -190,6 +188,9 @@ def test_log_in_visit_every_page_and_promote(stack: Stack) -> None:
             page.get_by_role("button", name="Log in").click()
             _settled(page, "Overview", timeout_ms=120_000)
             expect(page.get_by_text(f"Signed in as {OPERATOR} (operator)")).to_be_visible()
+            # The toolbar in viewer mode: Streamlit's "Deploy" button is not offered.
+            assert not page.locator('[data-testid="stAppDeployButton"]').count()
+            assert not page.get_by_role("button", name="Deploy", exact=True).count()
 
             for index, title in enumerate(TITLES, start=1):
                 page.get_by_role("link", name=title, exact=True).click()
