@@ -6,7 +6,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from loopline import platform
+from loopline import platform, processes
 from loopline.serving.tls import TLS_CERTFILE_ENV
 from loopline.serving.workers import WORKERS_ENV
 from tests.deploy.manifests.checker_base import (
@@ -27,7 +27,7 @@ class ServiceChecks(CheckerBase):
 
     # -- checks
     def _service_contract(self, all_workloads: list[Workload]) -> None:
-        platform_source = Path(platform.__file__).read_text()
+        platform_source = Path(platform.__file__).read_text() + Path(processes.__file__).read_text()
         for w in all_workloads:
             if w.name != SERVICE:
                 continue
@@ -115,7 +115,7 @@ class ServiceChecks(CheckerBase):
                 "--server.port",
             ),
         }
-        platform_source = Path(platform.__file__).read_text()
+        platform_source = Path(platform.__file__).read_text() + Path(processes.__file__).read_text()
         for w in all_workloads:
             if w.name not in expected:
                 continue
