@@ -12,8 +12,8 @@ from sklearn.pipeline import Pipeline
 
 from loopline.config import PromotionParams, load_params
 from loopline.data.generate import Scenario, generate
-from loopline.gates import GateReport, evaluate_gates
-from loopline.gates_quality import run_quality_suite
+from loopline.promotion.gates import GateReport, evaluate_gates
+from loopline.promotion.quality import run_quality_suite
 from loopline.training.candidates import Candidate, build_pipeline
 
 PARAMS = load_params(Path(__file__).resolve().parents[2] / "params.yaml")

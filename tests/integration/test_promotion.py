@@ -137,7 +137,7 @@ def _plant(model_file: Path, marker: Path) -> None:
 def test_a_planted_payload_fails_the_scan_gate_and_never_runs(
     built: dict[str, Any], registry: Any, params: Any, paths: Any, tmp_path: Path
 ) -> None:
-    from loopline.gates import GateReport
+    from loopline.promotion.gates import GateReport
 
     tag = package_again(params, paths)
     model_file, _ = packaging.stored_files(tag)

@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from loopline.config import DatasetParams, PromotionParams, load_params
 from loopline.data.generate import Scenario, generate
-from loopline.gates import NO_CHAMPION, Check, GateReport, evaluate_gates
+from loopline.promotion.gates import NO_CHAMPION, Check, GateReport, evaluate_gates
 from loopline.training.candidates import Candidate, build_pipeline
 
 PARAMS = load_params(Path(__file__).resolve().parents[2] / "params.yaml")

@@ -16,7 +16,7 @@ from loopline.config import Params
 from loopline.settings import Paths
 
 if TYPE_CHECKING:
-    from loopline.gates import GateReport
+    from loopline.promotion.gates import GateReport
     from loopline.registry import Registry, VersionRecord
 
 log = logging.getLogger(__name__)
@@ -97,8 +97,8 @@ def check_gates(params: Params, registry: Registry, record: VersionRecord) -> Ga
 
     The model scan is a gate of its own, reported like the others; when it fails, the
     model is not loaded and no other gate runs."""
-    from loopline.gates import Check, GateReport, evaluate_gates
     from loopline.model_scan import scan
+    from loopline.promotion.gates import Check, GateReport, evaluate_gates
 
     files = checked_files(record)
     scanned = scan(files[0])

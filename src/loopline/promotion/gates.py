@@ -17,7 +17,7 @@ from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
 from loopline.config import DatasetParams, PromotionParams
-from loopline.gates_quality import run_quality_suite
+from loopline.promotion.quality import run_quality_suite
 from loopline.training.evaluate import LOWER_IS_BETTER, classification_metrics
 
 NO_CHAMPION = "no champion yet"
