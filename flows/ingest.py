@@ -12,8 +12,8 @@ from prefect.events import emit_event
 from flows.common import flow_run_id, retry_unless_expected, workspace
 from flows.runner import ConfiguredTaskRunner
 from loopline import runs, steps
+from loopline.lineage.openlineage import file_dataset, lineage_run
 from loopline.monitoring.loop import NEW_DATA
-from loopline.openlineage import file_dataset, lineage_run
 
 
 @task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_expected)

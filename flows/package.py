@@ -10,7 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 from flows.common import flow_run_id, project, retry_unless_expected, workspace
 from flows.runner import ConfiguredTaskRunner
 from loopline import runs, steps
-from loopline.openlineage import bento_dataset, file_dataset, lineage_run, model_dataset
+from loopline.lineage.openlineage import bento_dataset, file_dataset, lineage_run, model_dataset
 
 
 @task(retries=1, retry_delay_seconds=2, retry_condition_fn=retry_unless_expected)

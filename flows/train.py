@@ -18,7 +18,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from flows.common import flow_run_id, retry_unless_expected, workspace
 from flows.runner import ConfiguredTaskRunner
 from loopline import locks, runs, steps
-from loopline.openlineage import feature_sources, file_dataset, lineage_run
+from loopline.lineage.openlineage import feature_sources, file_dataset, lineage_run
 from loopline.training import stages
 from loopline.training.card import model_card
 

@@ -10,7 +10,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from loopline import lineage, openlineage
+from loopline import lineage
+from loopline.lineage import openlineage
 from loopline.registry import RegistryView
 
 

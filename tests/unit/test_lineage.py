@@ -12,8 +12,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from loopline import lineage, openlineage
+from loopline import lineage
 from loopline.cli.lineage import lineage as lineage_command
+from loopline.lineage import openlineage
 from loopline.registry import InvalidInput, Registry, UnknownVersion
 from loopline.settings import Paths
 
@@ -275,13 +276,13 @@ def test_a_broken_transport_never_fails_the_run(
     # Nothing listens on port 9: every send fails after the client's short retries.
     monkeypatch.setenv("OPENLINEAGE_URL", "http://127.0.0.1:9")
     with (
-        caplog.at_level(logging.WARNING, logger="loopline.openlineage"),
+        caplog.at_level(logging.WARNING, logger="loopline.lineage.openlineage"),
         openlineage.lineage_run(project_paths, "train", [], []) as run,
     ):
         ran = run.job_name
     assert ran == "train"
     assert not openlineage.events_file(project_paths).exists()
-    ours = [r.getMessage() for r in caplog.records if r.name == "loopline.openlineage"]
+    ours = [r.getMessage() for r in caplog.records if r.name == "loopline.lineage.openlineage"]
     assert [message.split(" not sent")[0] for message in ours] == [
         "OpenLineage START event of train",
         "OpenLineage COMPLETE event of train",
@@ -294,7 +295,7 @@ def test_an_unwritable_lineage_folder_never_fails_the_run(
     project_paths.state.mkdir(parents=True)
     project_paths.lineage_dir.write_text("a file where the folder should be")
     with (
-        caplog.at_level(logging.WARNING, logger="loopline.openlineage"),
+        caplog.at_level(logging.WARNING, logger="loopline.lineage.openlineage"),
         openlineage.lineage_run(project_paths, "train", [], []),
     ):
         pass
