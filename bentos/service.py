@@ -24,10 +24,18 @@ from typing import Annotated, Any, Literal
 
 import bentoml
 from bentoml.exceptions import InvalidArgument, NotFound
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from loopline.online import OnlineReader
 from loopline.serving.answers import Answer, NotServing, UnknownEntity, answer_batch
+from loopline.serving.api_models import (
+    MAX_BATCH,
+    CustomerId,
+    FeedbackResponse,
+    Prediction,
+    PredictResponse,
+    Reason,
+)
 from loopline.serving.auth import ApiKeyMiddleware, Role
 from loopline.serving.batcher import Batcher, Overloaded
 from loopline.serving.errors import ErrorShapeMiddleware, request_id
@@ -35,59 +43,14 @@ from loopline.serving.limits import BodyLimitMiddleware, RateLimitMiddleware
 from loopline.serving.process import freeze_heap, load_scorer, quiet_request_path, switch_interval
 from loopline.serving.router import no_production, shadowed
 from loopline.serving.shadow import ShadowRequest
-from loopline.serving.workers import WORKERS_ENV, pinned_native_threads, workers_setting
+from loopline.serving.workers import service_options
 
 log = logging.getLogger("loopline.serving")
-MAX_BATCH = 1000
 # A batch slower than this is logged: batches are normally a few milliseconds.
 SLOW_BATCH_MS = 100.0
-CustomerId = Annotated[int, Field(ge=0, le=2**62)]
-Reason = Annotated[str, Field(min_length=3, max_length=500)]
 
 
-class Prediction(BaseModel):
-    customer_id: int
-    probability: float
-    label: int
-    model_version: str
-    arm: str
-    request_id: str
-
-
-class PredictResponse(BaseModel):
-    predictions: list[Prediction]
-    request_id: str
-
-
-class FeedbackResponse(BaseModel):
-    accepted: int
-    request_id: str | None
-
-
-# Sync APIs run on a pool of this many threads per worker (BentoML's default is 1, which
-# queues every request behind the one in flight). The Feast lookup, the SQLite reads and
-# numpy release the GIL, so a few threads overlap well; the prediction log, metrics and the
-# routing table are safe to share between them.
-THREADS = int(os.environ.get("LOOPLINE_SERVING_THREADS", "4"))
-# Processes, not threads, are what survive a crash: one per CPU by default (docs/serving.md).
-WORKERS = workers_setting(os.environ.get(WORKERS_ENV))
-
-
-# BentoML's access log (a line per request) and its own request metrics, both on by
-# default; "0" turns one off (docs/serving.md, "Performance", measures what each costs).
-ACCESS_LOG = os.environ.get("LOOPLINE_SERVING_ACCESS_LOG", "1") != "0"
-BENTOML_METRICS = os.environ.get("LOOPLINE_SERVING_BENTOML_METRICS", "1") != "0"
-
-
-@bentoml.service(
-    name="loopline",
-    workers=WORKERS,
-    threads=THREADS,
-    traffic={"timeout": 30},
-    envs=pinned_native_threads(),
-    logging={"access": {"enabled": ACCESS_LOG}},
-    metrics={"enabled": BENTOML_METRICS},
-)
+@bentoml.service(name="loopline", **service_options(os.environ))
 class ChurnService:
     """Churn probability for customers, from the same feature service training used."""
 

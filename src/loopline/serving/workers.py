@@ -8,7 +8,8 @@ service module when BentoML imports it, so this module imports nothing heavy.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from collections.abc import Mapping
+from typing import Any, Final, Literal
 
 WORKERS_ENV = "LOOPLINE_SERVING_WORKERS"
 CPU_COUNT: Final = "cpu_count"
@@ -32,3 +33,25 @@ def workers_setting(value: str | None) -> int | Literal["cpu_count"]:
 def pinned_native_threads() -> list[dict[str, str]]:
     """Service ``envs`` that give each worker one OpenMP/BLAS thread."""
     return [{"name": name, "value": "1"} for name in NATIVE_THREAD_VARIABLES]
+
+
+def service_options(env: Mapping[str, str]) -> dict[str, Any]:
+    """The service's ``@bentoml.service`` settings, from the server's environment.
+
+    Read when BentoML imports the service module in each process, as its decorator needs.
+    """
+    return {
+        # Processes, not threads, are what survive a crash: one per CPU by default.
+        "workers": workers_setting(env.get(WORKERS_ENV)),
+        # Sync APIs run on a pool of this many threads per worker (BentoML's default is 1,
+        # which queues every request behind the one in flight). The Feast lookup, the
+        # SQLite reads and numpy release the GIL, so a few threads overlap well; the
+        # prediction log, metrics and the routing table are safe to share between them.
+        "threads": int(env.get("LOOPLINE_SERVING_THREADS", "4")),
+        "traffic": {"timeout": 30},
+        "envs": pinned_native_threads(),
+        # BentoML's access log (a line per request) and its own request metrics, both on
+        # by default; "0" turns one off (docs/serving.md, "Performance", measures each).
+        "logging": {"access": {"enabled": env.get("LOOPLINE_SERVING_ACCESS_LOG", "1") != "0"}},
+        "metrics": {"enabled": env.get("LOOPLINE_SERVING_BENTOML_METRICS", "1") != "0"},
+    }
