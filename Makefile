@@ -33,11 +33,12 @@ $(LOOPLINE_HOME)/tools/bin/uv:
 
 setup: .venv/.synced
 
+# V=1 shows third-party warnings and tool output too (else: .loopline/logs/console.log).
 up: setup
-	loopline up $(ARGS)
+	loopline $(if $(V),--verbose) up $(ARGS)
 
 demo: setup
-	loopline demo --story
+	loopline $(if $(V),--verbose) demo --story
 
 # PostgreSQL (registry and Feast profile tests), Redis (Feast's Redis profile), Chromium
 # (browser tests) and wrk (HTTP load).

@@ -223,7 +223,12 @@ def apply(paths: Paths) -> list[str]:
 
 def materialize(paths: Paths, start: datetime, end: datetime) -> None:
     """Load feature values between two instants into the online store."""
-    feature_store(paths).materialize(start_date=start, end_date=end)
+    from loopline import console
+
+    store = feature_store(paths)
+    # Feast prints a banner and a bar per view: the step's own line replaces them.
+    with console.step("materializing features into the online store"):
+        store.materialize(start_date=start, end_date=end)
 
 
 def stored_feature_names(store: FeatureStore) -> set[str]:

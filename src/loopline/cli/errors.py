@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import Any, TextIO
+from typing import Any
 
 import typer
 
@@ -47,30 +46,6 @@ def quiet_expected_tracebacks() -> None:
         return made
 
     logging.setLogRecordFactory(record)
-
-
-def quiet_library_deprecations() -> None:
-    """Libraries' notes to their own developers (a deprecation inside BentoML, pathspec,
-    ibis...) are not the user's to act on: they are not shown (``--debug`` shows them).
-
-    At showing, not by a filter: Feast resets the deprecation filter when it is imported.
-    """
-    show = warnings.showwarning
-
-    def shown(
-        message: Warning | str,
-        category: type[Warning],
-        filename: str,
-        lineno: int,
-        file: TextIO | None = None,
-        line: str | None = None,
-    ) -> None:
-        deprecation = issubclass(category, DeprecationWarning | PendingDeprecationWarning)
-        if deprecation and "site-packages" in filename:
-            return
-        show(message, category, filename, lineno, file, line)
-
-    warnings.showwarning = shown
 
 
 def stop_temporary_prefect() -> None:

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from loopline.cli import data, init, keys, lineage, models, pipeline, platform, subjects, users
-from loopline.cli.errors import DEBUG_ENV, quiet_library_deprecations
+from loopline.cli.errors import DEBUG_ENV
 
 app = typer.Typer(
     help="Loopline: the whole ML lifecycle on one machine.",
@@ -50,14 +50,24 @@ for command in (
 @app.callback()
 def options(
     debug: Annotated[bool, typer.Option(help="Show tracebacks of a user's errors too")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            envvar="LOOPLINE_VERBOSE",
+            help="Show third-party warnings and tool output too (else they go to "
+            "<state>/logs/console.log)",
+        ),
+    ] = False,
 ) -> None:
     """Loopline: the whole ML lifecycle on one machine."""
     import os
 
+    from loopline import console
+
     if debug:
         os.environ[DEBUG_ENV] = "1"
-    else:
-        quiet_library_deprecations()
+    # Debugging wants everything a library said, too.
+    console.install(verbose_=verbose or debug)
 
 
 def main() -> None:
