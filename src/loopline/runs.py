@@ -168,6 +168,8 @@ def publish_working_files(run: Paths) -> list[str]:
     sources = run.feature_sources.glob("*.parquet")
     pairs += [(f, published.feature_sources / f.name) for f in sources]
     pairs += [(f, published.artifacts / f.name) for f in run.artifacts.glob("*") if f.is_file()]
+    # The selected model's plot files, which DVC's `dvc plots` reads (loopline.experiments).
+    pairs += [(f, published.artifacts / "plots" / f.name) for f in run.artifacts.glob("plots/*")]
     for source, target in pairs:
         if source.is_file():
             _replace_file(source, target)

@@ -169,8 +169,10 @@ def record_run(
 
     from loopline import runs
     from loopline.tracking import Store
+    from loopline.training.stages import EXPERIMENTS
 
     run_id = flow_run_id or (paths.workspace.name if paths.workspace else uuid.uuid4().hex)
+    commit, dirty = code_version(paths)
     store = Store(paths.registry_url).migrate()
     store.record_run(
         run_id=run_id,
@@ -184,7 +186,13 @@ def record_run(
         metrics=evaluation["holdout"],
         candidates=candidates["candidates"],
         flow_run_id=flow_run_id,
+        code_commit=commit,
+        code_dirty=dirty,
     )
+    # Each candidate's own record; the run's data, code and flow run go on every one.
+    experiments = paths.artifacts / EXPERIMENTS
+    if experiments.is_file():
+        store.record_candidates(run_id, json.loads(experiments.read_text()))
     store.close()
     return run_id
 
@@ -215,26 +223,52 @@ def evaluate_step(params: Params, paths: Paths) -> dict[str, Any]:
         "positive_rate": round(float(y.mean()), 4),
     }
     _write_json(paths.artifacts / "metrics.json", result)
+    _write_plots(params, paths, y, score)
     return result
 
 
-def code_commit(paths: Paths) -> str | None:
-    """The git commit of the project, with ``+dirty`` when the tree has changes."""
+def _write_plots(params: Params, paths: Paths, y: Any, score: Any) -> None:
+    """DVC's plot files of the selected model: its curves recomputed from the same function
+    the experiment records use, its permutation importance taken from its record."""
+    from loopline.experiments.curves import diagnostics
+    from loopline.experiments.plots import PLOTS, write_plots
+    from loopline.training.stages import EXPERIMENTS
+
+    threshold = params.serving.threshold
+    found = diagnostics(y, score, threshold)
+    records = json.loads((paths.artifacts / EXPERIMENTS).read_text())
+    selected = [r for r in records if r["selected"]]
+    found["importance"] = selected[0]["diagnostics"].get("importance") if selected else []
+    write_plots(paths.artifacts / PLOTS, found, y, score, threshold, params.training.seed)
+
+
+def code_version(paths: Paths) -> tuple[str | None, bool | None]:
+    """The project's git commit (40 hex digits) and whether tracked files have changes.
+
+    ``(None, None)`` outside a git repository or without git.
+    """
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=paths.project, capture_output=True, text=True
         )
         if rev.returncode != 0:
-            return None
+            return None, None
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
             cwd=paths.project,
             capture_output=True,
             text=True,
         ).stdout.strip()
-        return rev.stdout.strip() + ("+dirty" if dirty else "")
+        return rev.stdout.strip(), bool(dirty)
     except FileNotFoundError:
-        return None
+        return None, None
+
+
+def code_commit(paths: Paths) -> str | None:
+    """The git commit of the project, with ``+dirty`` when the tree has changes (lineage's
+    form; the experiment records keep the two apart, :func:`code_version`)."""
+    commit, dirty = code_version(paths)
+    return None if commit is None else commit + ("+dirty" if dirty else "")
 
 
 def lineage_record(params: Params, paths: Paths, flow_run_id: str | None) -> dict[str, Any]:
@@ -323,6 +357,10 @@ def package_step(
     _write_json(paths.artifacts / "package.json", result)
     if run_id:
         _write_json(paths.published.artifacts / "package.json", result)
+        # What was published becomes DVC's pipeline record, committed (docs/runs.md).
+        from loopline.data import versioning
+
+        versioning.record_pipeline(paths, lineage["data_hash"], tag)
     return result
 
 

@@ -23,6 +23,7 @@ TABLES = {
     "registry_approvals",
     "registry_history",
     "tracking_runs",
+    "tracking_candidates",
     "monitoring_windows",
     "privacy_subject_keys",
     "privacy_tombstones",

@@ -159,6 +159,40 @@ class RunRow(Base):
     metrics: Mapped[dict[str, Any]]
     candidates: Mapped[list[Any]]
     flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    code_commit: Mapped[str | None] = mapped_column(String(40))
+    code_dirty: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class CandidateRow(Base):
+    """One candidate of one training run: its experiment record (loopline.experiments).
+
+    The run's data version, feature service, code and flow run are repeated on each row, so
+    a record reads whole on its own, as the dashboard and exports show it.
+    """
+
+    __tablename__ = "tracking_candidates"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    candidate: Mapped[str] = mapped_column(String(255), primary_key=True)
+    estimator: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    selected: Mapped[bool] = mapped_column(Boolean)
+    metrics: Mapped[dict[str, Any]]
+    fit_seconds: Mapped[float | None] = mapped_column(Float)
+    latency_p95_ms: Mapped[float | None] = mapped_column(Float)
+    model_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    data_hash: Mapped[str] = mapped_column(String(64), index=True)
+    feature_service: Mapped[str] = mapped_column(String(255))
+    code_commit: Mapped[str | None] = mapped_column(String(40))
+    code_dirty: Mapped[bool | None] = mapped_column(Boolean)
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    model_name: Mapped[str] = mapped_column(String(255), index=True)
+    diagnostics: Mapped[dict[str, Any]]
+
+    __table_args__ = (CheckConstraint("status IN ('ok', 'failed')", name="status"),)
 
 
 class DriftWindowRow(Base):

@@ -56,7 +56,15 @@ def model_card(candidates: dict[str, Any], evaluation: dict[str, Any]) -> str:
 |---|---|---|---|---|
 {rows}
 """
+        + _failed(candidates.get("failed") or [])
     )
+
+
+def _failed(failed: list[dict[str, Any]]) -> str:
+    if not failed:
+        return ""
+    lines = "\n".join(f"- `{c['candidate']}`: {c['error']}" for c in failed)
+    return f"\n**Failed to fit** (not compared):\n\n{lines}\n"
 
 
 def _data(candidates: dict[str, Any]) -> str:

@@ -2,7 +2,8 @@
 
 ``training_set_step`` writes the point-in-time training set and holdout (sampled to
 ``training.max_rows``); ``fit_candidate_step`` fits one candidate from them and saves it;
-``select_step`` times the fitted candidates side by side and keeps one. Run one after the
+``select_step`` times the fitted candidates side by side, keeps one and writes every
+candidate's experiment record (``artifacts/experiments.json``). Run one after the
 other they are :func:`loopline.steps.train_step`; the train flow maps the middle one.
 """
 
@@ -20,6 +21,7 @@ from loopline.training.candidates import Candidate, expand
 
 TRAINING_SET = "training"
 FITTED = "candidates"
+EXPERIMENTS = "experiments.json"
 
 
 def _folder(paths: Paths) -> Path:
@@ -89,22 +91,52 @@ def _split(params: Params, paths: Paths) -> Any:
 
 
 def fit_candidate_step(params: Params, paths: Paths, name: str) -> dict[str, Any]:
-    """Fit the candidate called ``name`` and save it, its holdout scores and its metrics."""
+    """Fit the candidate called ``name``, assess it on the holdout, and save the result.
+
+    A fit that fails is saved as failed, with its reason, and returned as such: the step
+    itself succeeds, so the other candidates are still compared (:func:`select_step`).
+    """
     import joblib
 
     from loopline.training.train import fit_one
 
     index, candidate = _candidate(params, name)
-    result = fit_one(
-        candidate, _split(params, paths), params.dataset, params.training, params.serving.threshold
-    )
+    split = _split(params, paths)
+    result = fit_one(candidate, split, params.dataset, params.training, params.serving.threshold)
+    if not result.failed:
+        result.assessment = _assess(params, split.holdout, result.model, result.holdout_score)
     target = paths.artifacts / FITTED / f"{index:03d}.joblib"
     target.parent.mkdir(parents=True, exist_ok=True)
     # Written aside and renamed: a retried or crashed fit never leaves half a file.
     partial = target.with_suffix(".partial")
     joblib.dump(result, partial)
     partial.replace(target)
-    return {"candidate": name, **{k: round(v, 4) for k, v in result.metrics.items()}}
+    if result.failed:
+        return {"candidate": name, "status": "failed", "error": result.error}
+    return {
+        "candidate": name,
+        "status": "ok",
+        **{k: round(v, 4) for k, v in result.metrics.items()},
+    }
+
+
+def _assess(params: Params, holdout: pd.DataFrame, model: Any, score: Any) -> Any:
+    from loopline.experiments.record import assess
+    from loopline.training.train import feature_columns
+
+    numeric, categorical = feature_columns(holdout, params.dataset)
+    column = params.promotion.segment_column
+    return assess(
+        model,
+        holdout[numeric + categorical],
+        holdout[params.dataset.label].to_numpy(),
+        score,
+        metric=params.training.metric,
+        threshold=params.serving.threshold,
+        seed=params.training.seed,
+        segment_column=column,
+        segment_values=holdout[column] if column in holdout.columns else None,
+    )
 
 
 def select_step(params: Params, paths: Paths, *, pinned: str | None = None) -> dict[str, Any]:
@@ -118,17 +150,22 @@ def select_step(params: Params, paths: Paths, *, pinned: str | None = None) -> d
     names = candidate_names(params)
     results = []
     for index, name in enumerate(names):
-        fitted = paths.artifacts / FITTED / f"{index:03d}.joblib"
-        if not fitted.is_file():
-            raise FileNotFoundError(f"candidate {name} was not fitted ({fitted} is missing)")
-        results.append(joblib.load(fitted))
-    time_candidates(results, split.holdout, params.dataset)
+        saved = paths.artifacts / FITTED / f"{index:03d}.joblib"
+        if not saved.is_file():
+            raise FileNotFoundError(f"candidate {name} was not fitted ({saved} is missing)")
+        results.append(joblib.load(saved))
+    fitted = [r for r in results if not r.failed]
+    if fitted:
+        time_candidates(fitted, split.holdout, params.dataset)
     y_hold = split.holdout[params.dataset.label].to_numpy()
     threshold = params.serving.threshold
     selection = select(results, y_hold, params.training, threshold, pinned=pinned)
     best = selection.selected
     # A plain pickle: the model scanner reads it to the end (loopline.model_scan).
     write_model(best.model, paths.artifacts / "model.joblib")
+    # Every candidate's experiment record, which the run's record in the registry keeps.
+    records = [r.experiment(selected=r is best) for r in results]
+    (paths.artifacts / EXPERIMENTS).write_text(json.dumps(records, default=str) + "\n")
     summary = json.loads((_folder(paths) / "set.json").read_text())
     return {
         "selected": best.candidate.name,
@@ -140,6 +177,7 @@ def select_step(params: Params, paths: Paths, *, pinned: str | None = None) -> d
         "holdout_rows": summary["holdout_rows"],
         "cutoff": summary["cutoff"],
         "sample": summary["sample"],
-        "candidates": [r.row() for r in results],
+        "candidates": [r.row() for r in fitted],
+        "failed": [r.row() for r in results if r.failed],
         **selection.record(),
     }

@@ -18,6 +18,7 @@ from sklearn.pipeline import Pipeline
 
 from loopline.config import DatasetParams, TrainingParams
 from loopline.errors import LooplineError
+from loopline.experiments.record import Assessment
 from loopline.faults import checkpoint
 from loopline.training.candidates import Candidate, build_pipeline, expand
 from loopline.training.evaluate import classification_metrics
@@ -39,6 +40,10 @@ class TrainingDataError(LooplineError):
     """The labelled rows cannot make a training set and a holdout as configured."""
 
 
+class TrainingError(LooplineError):
+    """No candidate could be kept: every one failed to fit (or the pinned one did)."""
+
+
 @dataclass(frozen=True)
 class Split:
     """Training rows and holdout rows: by time (everything up to ``cutoff`` trains), or by
@@ -51,20 +56,64 @@ class Split:
 
 @dataclass
 class CandidateResult:
+    """One candidate's fit: its model and holdout scores, or (``error``) why it failed."""
+
     candidate: Candidate
     metrics: dict[str, float]
     fit_seconds: float
     model: Pipeline | None = field(default=None, repr=False)
     latency_p95_ms: float = float("nan")
     holdout_score: np.ndarray | None = field(default=None, repr=False)
+    error: str | None = None
+    # Intervals, curves, importance, segments and size (loopline.experiments.record).
+    assessment: Assessment | None = field(default=None, repr=False)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
 
     def row(self) -> dict[str, Any]:
+        """The candidate's line in ``candidates.json`` and the run's table."""
+        if self.failed:
+            return {
+                "candidate": self.candidate.name,
+                "estimator": self.candidate.estimator,
+                "error": self.error,
+            }
         return {
             "candidate": self.candidate.name,
             "estimator": self.candidate.estimator,
             **{k: round(v, 4) for k, v in self.metrics.items()},
             "fit_seconds": round(self.fit_seconds, 2),
             "latency_p95_ms": round(self.latency_p95_ms, 3),
+        }
+
+    def experiment(self, *, selected: bool) -> dict[str, Any]:
+        """The candidate's experiment record (the run-level fields are added where it is
+        stored, :meth:`loopline.tracking.Store.record_candidates`)."""
+        record: dict[str, Any] = {
+            "candidate": self.candidate.name,
+            "estimator": self.candidate.estimator,
+            "params": self.candidate.params,
+            "status": "failed" if self.failed else "ok",
+            "error": self.error,
+            "selected": selected,
+            "metrics": {},
+            "fit_seconds": None,
+            "latency_p95_ms": None,
+            "model_bytes": None,
+            "diagnostics": {},
+        }
+        if self.failed:
+            return record
+        a = self.assessment
+        latency = self.latency_p95_ms
+        return record | {
+            "metrics": a.metrics if a else {k: {"value": v} for k, v in self.metrics.items()},
+            "fit_seconds": round(self.fit_seconds, 3),
+            "latency_p95_ms": round(latency, 4) if math.isfinite(latency) else None,
+            "model_bytes": a.model_bytes if a else None,
+            "diagnostics": a.diagnostics if a else {},
         }
 
 
@@ -153,7 +202,7 @@ def fit_candidates(
         fit_one(candidate, split, dataset, training, threshold)
         for candidate in expand(training.candidates)
     ]
-    time_candidates(results, split.holdout, dataset)
+    time_candidates([r for r in results if not r.failed], split.holdout, dataset)
     return results
 
 
@@ -164,18 +213,32 @@ def fit_one(
     training: TrainingParams,
     threshold: float,
 ) -> CandidateResult:
-    """One candidate fitted on the training part and scored on the holdout."""
+    """One candidate fitted on the training part and scored on the holdout.
+
+    A fit that raises (an estimator refusing its grid value, a numerical failure) gives a
+    failed result naming the error, so the other candidates are still compared.
+    """
     numeric, categorical = feature_columns(split.train, dataset)
     inputs = numeric + categorical
     specs = dataset.features
-    pipeline = build_pipeline(candidate, numeric, categorical, training.seed, specs=specs)
     started = time.perf_counter()
-    pipeline.fit(split.train[inputs], split.train[dataset.label].to_numpy())
-    elapsed = time.perf_counter() - started
-    score = pipeline.predict_proba(split.holdout[inputs])[:, 1]
-    metrics = classification_metrics(split.holdout[dataset.label].to_numpy(), score, threshold)
+    try:
+        pipeline = build_pipeline(candidate, numeric, categorical, training.seed, specs=specs)
+        pipeline.fit(split.train[inputs], split.train[dataset.label].to_numpy())
+        elapsed = time.perf_counter() - started
+        score = pipeline.predict_proba(split.holdout[inputs])[:, 1]
+        metrics = classification_metrics(split.holdout[dataset.label].to_numpy(), score, threshold)
+    except Exception as exc:  # noqa: BLE001 - any failure of this one fit is recorded
+        return CandidateResult(candidate, {}, time.perf_counter() - started, error=one_line(exc))
     checkpoint("fit")
     return CandidateResult(candidate, metrics, elapsed, pipeline, holdout_score=score)
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one line of at most ``limit`` characters: its type and first line."""
+    text = str(exc).strip().splitlines()
+    line = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def time_candidates(
@@ -265,6 +328,14 @@ def select(
     """
     if not results:
         raise ValueError("no candidates were trained: training.candidates is empty")
+    failed = [r for r in results if r.failed]
+    for result in failed:
+        if result.candidate.name == pinned:
+            raise TrainingError(f"the pinned candidate {pinned} failed to fit: {result.error}")
+    if len(failed) == len(results):
+        reasons = "; ".join(f"{r.candidate.name}: {r.error}" for r in failed)
+        raise TrainingError(f"every candidate failed to fit ({reasons})")
+    results = [r for r in results if not r.failed]
     metric = training.metric
     top = results[best_index([r.metrics[metric] for r in results], metric)]
     if top.holdout_score is None:
