@@ -71,7 +71,7 @@ def measure_pages(
     from streamlit.testing.v1 import AppTest
 
     sys.path.insert(0, str(REPO / "dashboard"))  # the pages' data layer lives beside them
-    from loaders import page_scripts
+    from loaders.common import page_scripts
 
     pages = page_scripts()
     app = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=120)

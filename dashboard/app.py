@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-import loaders as data
+from loaders import common
 from loopline.users import UserStoreError, user_store
 
 st.set_page_config(page_title="Loopline", page_icon=":material/all_inclusive:", layout="wide")
@@ -17,13 +17,13 @@ st.set_page_config(page_title="Loopline", page_icon=":material/all_inclusive:", 
 def login() -> None:
     st.title("Loopline")
     try:
-        store = user_store(data.paths())
+        store = user_store(common.paths())
         anyone = bool(store.users())
     except (FileNotFoundError, UserStoreError) as exc:
         st.error(str(exc))
         return
     if not anyone:
-        data.empty(
+        common.empty(
             "No dashboard users yet",
             "create one with `loopline users add NAME --role operator`, then reload",
         )
@@ -36,13 +36,13 @@ def login() -> None:
             if user is None:
                 st.error("Wrong user name or password.")
             else:
-                st.session_state[data.USER_KEY] = user.name
+                st.session_state[common.USER_KEY] = user.name
                 st.rerun()
 
 
 try:
-    data.warm_up(data.paths().registry_url, prefect=data.prefect_api() is not None)
-    user = data.current_user()
+    common.warm_up(common.paths().registry_url, prefect=common.prefect_api() is not None)
+    user = common.current_user()
 except (FileNotFoundError, UserStoreError) as exc:
     st.error(str(exc))
     st.stop()
@@ -52,7 +52,7 @@ else:
     with st.sidebar:
         st.caption(f"Signed in as **{user.name}** ({user.role})")
         if st.button("Log out", icon=":material/logout:"):
-            st.session_state.pop(data.USER_KEY, None)
+            st.session_state.pop(common.USER_KEY, None)
             st.rerun()
-    pages = [st.Page(path, title=title, icon=icon) for path, title, icon in data.PAGES]
+    pages = [st.Page(path, title=title, icon=icon) for path, title, icon in common.PAGES]
     st.navigation(pages).run()

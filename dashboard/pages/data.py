@@ -7,15 +7,15 @@ import pandas as pd
 import streamlit as st
 
 import charts
-import loaders as data
+from loaders import common, datasets
 
 
 def data_page() -> None:
     st.title("Data")
-    where = data.paths()
-    current = data.current_data(str(where.raw_batch))
+    where = common.paths()
+    current = datasets.current_data(str(where.raw_batch))
     if current is None:
-        data.empty("No accepted data batch yet", "run `loopline ingest` (or `make up`)")
+        common.empty("No accepted data batch yet", "run `loopline ingest` (or `make up`)")
     else:
         cols = st.columns(3)
         cols[0].metric("Current data version", (current["data_hash"] or "not tracked")[:12])
@@ -24,9 +24,11 @@ def data_page() -> None:
         st.caption(f"{where.raw_batch.relative_to(where.project)} · DVC md5 {current['data_hash']}")
 
     st.subheader("Data versions")
-    versions = data.data_versions(where.registry_url, str(where.raw_batch), str(where.dvc_cache))
+    versions = datasets.data_versions(
+        where.registry_url, str(where.raw_batch), str(where.dvc_cache)
+    )
     if versions.empty:
-        data.empty("No data versions recorded yet", "run `loopline ingest` or `loopline run`")
+        common.empty("No data versions recorded yet", "run `loopline ingest` or `loopline run`")
     else:
         linked(versions, st.query_params.get("data_version"))
         st.dataframe(versions, hide_index=True)
@@ -52,16 +54,16 @@ def data_page() -> None:
             st.caption("Row counts come from DVC's cache; none of these versions is in it.")
 
     st.subheader("Schema")
-    schema = data.schema(str(where.raw_batch), str(where.params_file))
+    schema = datasets.schema(str(where.raw_batch), str(where.params_file))
     if schema.empty:
-        data.empty("No batch to read a schema from", "run `loopline ingest`")
+        common.empty("No batch to read a schema from", "run `loopline ingest`")
     else:
         st.dataframe(schema, hide_index=True)
 
     st.subheader("Validation of the current batch")
-    summary = data.validation(str(where.artifacts))
+    summary = datasets.validation(str(where.artifacts))
     if summary is None:
-        data.empty("No validation summary yet", "run `loopline run` (or `dvc repro validate`)")
+        common.empty("No validation summary yet", "run `loopline run` (or `dvc repro validate`)")
     else:
         cols = st.columns(4)
         cols[0].metric("Rows checked", f"{summary.get('rows', 0):,}")
@@ -74,7 +76,7 @@ def data_page() -> None:
             st.dataframe([{"column": k, "missing": v} for k, v in missing.items()], hide_index=True)
 
     st.subheader("Rejected batches")
-    rejected = data.rejected_batches(str(where.rejected))
+    rejected = datasets.rejected_batches(str(where.rejected))
     if rejected.empty:
         st.success("No batch has been rejected.")
     else:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 import charts
-import loaders as data
+import confidence_view
+from loaders import common, drift, predictions, registry, service_metrics
 
 PERIODS = ["24 h", "7 d", "30 d", "all"]
 WINDOW_START = "window start (UTC)"
@@ -15,21 +18,21 @@ WINDOW_START = "window start (UTC)"
 # Altair resolves each string through its whole schema, about 50 ms apiece.
 
 
-def drift() -> None:
+def drift_page() -> None:
     st.title("Drift and quality")
-    where = data.paths()
-    params = data.params(str(where.params_file))
+    where = common.paths()
+    params = common.params(str(where.params_file))
     name, url = params.serving.model_name, where.registry_url
-    if data.latest_window(url, name) is None:
-        data.empty(
+    if drift.latest_window(url, name) is None:
+        common.empty(
             "No monitoring windows yet",
             "run `loopline monitor` (every few minutes under `make up`)",
         )
         return
     period = st.segmented_control("Period", PERIODS, default="7 d", key="drift_period") or "7 d"
-    since = data.window_start(period)
-    shown = data.windows(url, name, period)
-    marks = data.markers(url, name)
+    since = common.window_start(period)
+    shown = drift.windows(url, name, period)
+    marks = registry.markers(url, name)
     marks = marks if since is None else marks[marks["at"] >= since]
     threshold = params.monitoring.drift_share_threshold
     st.caption(
@@ -42,7 +45,7 @@ def drift() -> None:
         st.info(f"No windows in the last {period}: pick a longer period.")
         return
 
-    width = data.bin_width(shown["window_start"], data.MAX_CHART_BINS)
+    width = drift.bin_width(shown["window_start"], common.MAX_CHART_BINS)
     share = shown.assign(bin=shown["window_start"].dt.floor(width)).groupby("bin", as_index=False)
     share = share.agg(
         drift_share=("drift_share", "mean"), worst=("drift_share", "max"), windows=("id", "size")
@@ -73,7 +76,7 @@ def drift() -> None:
         width="stretch",
     )
 
-    cells = data.feature_drift(url, name, period)
+    cells = drift.feature_drift(url, name, period)
     if not cells.empty:
         flagged = cells["drifted"].notna().any()  # else only bare scores were recorded
         value, title = ("drifted", "share drifted") if flagged else ("score", "drift score")
@@ -97,9 +100,9 @@ def drift() -> None:
             width="stretch",
         )
 
-    accuracy = data.accuracy_over_time(str(where.serving_log), period)
+    accuracy = predictions.accuracy_over_time(str(where.serving_log), period)
     if accuracy.empty:
-        data.empty(
+        common.empty(
             "No labelled predictions in this period",
             "labels arrive through the service's `/feedback`",
         )
@@ -144,6 +147,8 @@ def drift() -> None:
             width="stretch",
         )
 
+    confidence(where, shown, period)
+
     st.subheader("Evidently report of a window")
     with_report = shown[shown["report_html"].notna()].iloc[::-1].head(200)
     if with_report.empty:
@@ -158,11 +163,40 @@ def drift() -> None:
         "Window", list(labels), format_func=labels.__getitem__, key="drift_report"
     )
     stored = with_report.set_index("id").loc[picked, "report_html"]
-    report = data.report_path(where.reports, stored)
+    report = common.report_path(where.reports, stored)
     if report is None:
         st.warning(f"The report file {stored} is gone (or lies outside {where.reports}).")
     else:
         st.iframe(report, height=900)
+
+
+def confidence(where: Any, shown: pd.DataFrame, period: str) -> None:
+    """Served probabilities per version and arm over time, their shift, and latency."""
+    st.subheader("Prediction confidence")
+    boxes = predictions.confidence_over_time(str(where.serving_log), period)
+    if boxes.empty:
+        common.empty(
+            "No served predictions in this period", "the service logs every answer it gives"
+        )
+        return
+    scored = shown.dropna(subset=["prediction_drift"])
+    width = drift.bin_width(scored["window_start"], common.MAX_CHART_BINS)
+    shift = (
+        scored.assign(bin=scored["window_start"].dt.floor(width))
+        .groupby(["bin", "model_version"], as_index=False)
+        .agg(prediction_drift=("prediction_drift", "mean"), reference=("reference", "last"))
+    )
+    live = service_metrics.live_service(common.serving_url())
+    now = (
+        f"live latency now: p95 {live.latency_p95_ms:.1f} ms (the service's /metrics)"
+        if live.latency_p95_ms is not None
+        else "the service's live latency is not available now"
+    )
+    st.caption(
+        f"{int(boxes['predictions'].sum()):,} predictions · shadow rows are the challenger's "
+        f"scores of requests the champion answered · {now}"
+    )
+    st.altair_chart(confidence_view.confidence(boxes, shift), width="stretch")
 
 
 def _markers(marks: pd.DataFrame, times: pd.Series) -> alt.Chart:
@@ -185,4 +219,4 @@ def _markers(marks: pd.DataFrame, times: pd.Series) -> alt.Chart:
     )
 
 
-drift()
+drift_page()

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-import loaders as data
+from loaders import actions, common, prefect_runs, registry
 from loopline.users import User
 
 STAGES = ["candidate", "staging", "production", "archived"]
@@ -27,14 +27,14 @@ POLICIES = ["canary", "ab", "shadow", "blue-green", "single"]
 
 def models() -> None:
     st.title("Models and promotions")
-    where = data.paths()
+    where = common.paths()
     url = where.registry_url
-    name = data.params(str(where.params_file)).serving.model_name
-    versions = data.versions(url)
+    name = common.params(str(where.params_file)).serving.model_name
+    versions = registry.versions(url)
     if versions.empty:
-        data.empty("No model versions yet", "run `loopline run` or `make up`")
+        common.empty("No model versions yet", "run `loopline run` or `make up`")
     else:
-        state = data.serving_state(url, name)
+        state = registry.serving_state(url, name)
         st.caption(
             f"Production **{state['production'] or 'none'}** · challenger "
             f"**{state['challenger'] or 'none'}** · policy **{state['policy']}** "
@@ -46,7 +46,7 @@ def models() -> None:
         stages = st.multiselect("Stages shown", STAGES, default=STAGES[:3])
         st.dataframe(versions[versions["stage"].isin(stages or STAGES)], hide_index=True)
 
-        pending = data.pending_approvals(url)
+        pending = registry.pending_approvals(url)
         if pending:
             st.subheader("Waiting for approval")
             st.dataframe(pending, hide_index=True)
@@ -56,15 +56,15 @@ def models() -> None:
         wanted = st.query_params.get("version") or state["production"]  # linked from Lineage
         first = choices.index(wanted) if wanted in choices else 0
         version = st.selectbox("Version", choices, index=first, key="models_version")
-        gates = data.gate_results(url, version)
+        gates = registry.gate_results(url, version)
         if gates.empty:
             st.caption("No gate results recorded: this version was never put up for promotion.")
         else:
             st.dataframe(gates, hide_index=True)
-        st.dataframe(data.history(url, version=version), hide_index=True)
+        st.dataframe(registry.history(url, version=version), hide_index=True)
 
     st.subheader("Act")
-    user = data.current_user()
+    user = common.current_user()
     if user is None or not user.can_act:
         st.info("You are signed in as a viewer: you see everything; operators can act.")
     else:
@@ -80,7 +80,7 @@ def act(user: User, model_name: str, versions: pd.DataFrame) -> None:
     open_stages = versions["stage"].isin(["candidate", "staging"]) if len(versions) else []
     movable = versions.loc[open_stages, "version"].tolist() if len(versions) else []
     waiting = {
-        a["version"]: a["approver"] for a in data.pending_approvals(data.paths().registry_url)
+        a["version"]: a["approver"] for a in registry.pending_approvals(common.paths().registry_url)
     }
     with st.form(f"act_{action}", clear_on_submit=True):
         parameters: dict[str, Any] = {}
@@ -116,8 +116,8 @@ def act(user: User, model_name: str, versions: pd.DataFrame) -> None:
         st.error(problem)
         return
     try:
-        started = data.start_action(user, action, reason, **parameters)
-    except (data.ActionUnavailable, PermissionError, ValueError) as exc:
+        started = actions.start_action(user, action, reason, **parameters)
+    except (actions.ActionUnavailable, PermissionError, ValueError) as exc:
         st.error(str(exc))
         return
     st.session_state.setdefault("started_runs", []).append(started)
@@ -141,13 +141,13 @@ def _problem(
 
 def progress() -> None:
     started = st.session_state.get("started_runs", [])
-    api = data.prefect_api()
+    api = common.prefect_api()
     if started and api:
         st.subheader("Runs you started")
         seen = st.session_state.setdefault("seen_final", set())
         for run in reversed(started[-5:]):
             try:
-                state = data.run_state(api, run.flow_run_id)
+                state = prefect_runs.run_state(api, run.flow_run_id)
             except Exception as exc:  # Prefect went away: say so, keep the page
                 st.warning(f"Cannot read the state of flow run {run.flow_run_id}: {exc}")
                 continue
@@ -164,7 +164,7 @@ def progress() -> None:
                 seen.add(run.flow_run_id)
                 st.cache_data.clear()  # the registry changed: every page reloads what it shows
                 st.rerun(scope="app")
-    recent = data.recent_actions(data.paths())
+    recent = actions.recent_actions(common.paths())
     if not recent.empty:
         st.subheader("Recent actions from the dashboard")
         st.dataframe(recent, hide_index=True)

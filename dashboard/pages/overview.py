@@ -6,19 +6,19 @@ import os
 
 import streamlit as st
 
-import loaders as data
+from loaders import common, drift, predictions, prefect_runs, registry, service_metrics
 
 
 def overview() -> None:
     st.title("Overview")
-    where = data.paths()
-    params = data.params(str(where.params_file))
+    where = common.paths()
+    params = common.params(str(where.params_file))
     name, url = params.serving.model_name, where.registry_url
-    state = data.serving_state(url, name)
+    state = registry.serving_state(url, name)
 
     st.subheader(f"What serves `{name}`")
-    if state["production"] is None and data.versions(url).empty:
-        data.empty("No model versions yet", "run `loopline run` or `make up`")
+    if state["production"] is None and registry.versions(url).empty:
+        common.empty("No model versions yet", "run `loopline run` or `make up`")
     else:
         share = state["challenger_share"]
         row = st.container(horizontal=True)  # versions are long: size each to its content
@@ -27,17 +27,17 @@ def overview() -> None:
         policy = f"{state['policy']} · {share:.0%} to challenger"
         row.metric("Traffic policy", policy, width="content", border=True)
         by = f" · policy set by {state['policy_updated_by']}" if state["policy_updated_by"] else ""
-        st.caption(f"Production promoted {data.since_label(state['promoted_at'])}{by}")
+        st.caption(f"Production promoted {common.since_label(state['promoted_at'])}{by}")
 
-    live_service(data.serving_url())
+    live_service(common.serving_url())
     prometheus = os.environ.get("LOOPLINE_PROMETHEUS_URL", "").rstrip("/")
     if prometheus:  # set by `make up` when it started Prometheus (docs/deploy.md)
         st.caption(f"History, alerts and targets: [Prometheus]({prometheus})")
 
     st.subheader("Live accuracy since promotion")
-    live = data.live_accuracy(str(where.serving_log), state["promoted_at"])
+    live = predictions.live_accuracy(str(where.serving_log), state["promoted_at"])
     if live.empty:
-        data.empty(
+        common.empty(
             "No labelled predictions since the promotion yet",
             "labels arrive through the service's `/feedback` (`loopline simulate` replays some)",
         )
@@ -45,9 +45,9 @@ def overview() -> None:
         st.dataframe(live, hide_index=True, column_config=_ratio_columns())
 
     st.subheader("Drift")
-    last = data.latest_window(url, name)
+    last = drift.latest_window(url, name)
     if last is None:
-        data.empty(
+        common.empty(
             "No monitoring windows yet",
             "run `loopline monitor` (every few minutes under `make up`)",
         )
@@ -59,17 +59,17 @@ def overview() -> None:
         share = f"{last['drift_share']:.0%}"
         cols[1].metric("Drift share", share, help=f"threshold {threshold:.0%}")
         cols[2].metric("Drifted features", int(last["drifted_features"]))
-        cols[3].metric("Last window", data.since_label(last["window_end"]))
+        cols[3].metric("Last window", common.since_label(last["window_end"]))
 
     st.subheader("Last flow runs")
-    api = data.prefect_api()
-    down = data.prefect_up(api) if api else "PREFECT_API_URL is not set"
+    api = common.prefect_api()
+    down = prefect_runs.prefect_up(api) if api else "PREFECT_API_URL is not set"
     if api is None or down:
-        data.empty(f"No Prefect server to ask ({down})", "start the platform with `make up`")
+        common.empty(f"No Prefect server to ask ({down})", "start the platform with `make up`")
         return
-    runs = data.flow_runs(api)
+    runs = prefect_runs.flow_runs(api)
     if runs.empty:
-        data.empty(
+        common.empty(
             "No flow runs yet", "run `loopline run`, or start one from Models and promotions"
         )
     else:
@@ -80,9 +80,9 @@ def overview() -> None:
 @st.fragment(run_every=5)
 def live_service(serving_url: str) -> None:
     st.subheader("Service")
-    live = data.live_service(serving_url)
+    live = service_metrics.live_service(serving_url)
     if live.error:
-        data.empty(
+        common.empty(
             f"The service is not reachable at {serving_url} ({live.error})",
             "start it with `make up` (or `loopline serve`)",
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from loaders import page_scripts
+from loaders.common import page_scripts
 from tests.dashboard.seeding import PASSWORDS, Seeded, make_project, seed
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"

@@ -53,6 +53,8 @@ class Seeded:
     challenger: str
     candidate: str
     pending: str
+    champion_run: str
+    challenger_run: str
     runs: int
     versions: int
     windows: int
@@ -85,6 +87,7 @@ def seed(
     windows: int = 10_000,
     data_versions: int = 3,
     predictions: int = 2000,
+    policy: str = "canary",
     now: datetime | None = None,
 ) -> Seeded:
     """Fill ``project``'s state folder (``<project>/.loopline``); returns what went in."""
@@ -96,10 +99,13 @@ def seed(
     paths.state.mkdir(parents=True, exist_ok=True)
     rng = random.Random(7)
     hashes, rows = _data(paths, data_versions)
-    made = _registry(paths, versions, hashes, now, rng)
-    _runs(paths, runs, hashes, now, rng)
+    made = _registry(paths, versions, hashes, now, rng, policy)
+    _runs(paths, runs, hashes, now, rng, made)
+    from tests.dashboard.seed_candidates import record_candidates
+
+    record_candidates(paths, runs, made)
     last_share = _windows(paths, windows, made, now, rng)
-    served, accuracy = _predictions(paths, made, predictions, now, rng)
+    served, accuracy = _predictions(paths, made, predictions, now, rng, policy)
     rejected = _rejections(paths)
     _users(paths)
     return Seeded(
@@ -111,6 +117,8 @@ def seed(
         production=made["production"],
         challenger=made["challenger"],
         candidate=made["candidate"],
+        champion_run=made["champion_run"],
+        challenger_run=made["challenger_run"],
         pending=made["pending"],
         runs=runs,
         versions=versions,
@@ -181,7 +189,7 @@ def _gates(rng: random.Random) -> list[dict[str, Any]]:
 
 
 def _registry(
-    paths: Any, count: int, hashes: list[str], now: datetime, rng: random.Random
+    paths: Any, count: int, hashes: list[str], now: datetime, rng: random.Random, policy: str
 ) -> dict[str, str]:
     """``count`` versions over 60 days; every tenth promoted, then a canary and an approval."""
     from loopline.registry import Registry
@@ -217,21 +225,39 @@ def _registry(
     challenger, pending, candidate = names[-3], names[-2], names[-1]
     registry.transition(challenger, "staging", actor="olivia", reason="canary")
     registry.set_challenger(MODEL, challenger, actor="olivia", reason="canary")
-    registry.set_policy(MODEL, "canary", 0.2, actor="olivia", reason="canary at 20%")
+    share = 0.2 if policy == "canary" else 1.0
+    registry.set_policy(MODEL, policy, share, actor="olivia", reason=f"{policy} at {share:.0%}")
     registry.request_promotion(
         pending, actor="olivia", reason="needs sign-off", gate_results=_gates(rng), approver="alice"
     )
+    # The runs that trained them: a run is named by its flow run (steps.record_run).
+    runs = {
+        role: registry.get(v).lineage["flow_run_id"]
+        for role, v in (("champion_run", production.version), ("challenger_run", challenger))
+    }
     registry.close()
     return {
         "production": production.version,
         "challenger": challenger,
         "pending": pending,
         "candidate": candidate,
+        **runs,
     }
 
 
-def _runs(paths: Any, count: int, hashes: list[str], now: datetime, rng: random.Random) -> None:
-    """Training runs, written in one transaction (one per run would take minutes)."""
+def _runs(
+    paths: Any,
+    count: int,
+    hashes: list[str],
+    now: datetime,
+    rng: random.Random,
+    made: dict[str, str],
+) -> None:
+    """Training runs, written in one transaction (one per run would take minutes).
+
+    The third- and second-latest trained the champion and the challenger.
+    """
+    serving = {count - 3: made["champion_run"], count - 2: made["challenger_run"]}
     from sqlalchemy import insert
     from sqlalchemy.orm import Session
 
@@ -244,7 +270,7 @@ def _runs(paths: Any, count: int, hashes: list[str], now: datetime, rng: random.
         auc = round(0.75 + 0.15 * rng.random(), 4)
         rows.append(
             {
-                "run_id": f"run-{index:05d}",
+                "run_id": serving.get(index, f"run-{index:05d}"),
                 "started_at": now - timedelta(days=60) + timedelta(minutes=index * 60),
                 "model_name": MODEL,
                 "data_hash": hashes[min(len(hashes) - 1, index * len(hashes) // count)],
@@ -257,7 +283,7 @@ def _runs(paths: Any, count: int, hashes: list[str], now: datetime, rng: random.
                     {"name": f"{e}-0", "estimator": e, "roc_auc": round(auc - 0.01 * i, 4)}
                     for i, e in enumerate(ESTIMATORS)
                 ],
-                "flow_run_id": None,
+                "flow_run_id": serving.get(index),
             }
         )
     registry = Registry(paths.registry_url)
@@ -324,9 +350,18 @@ def _windows(
 
 
 def _predictions(
-    paths: Any, made: dict[str, str], count: int, now: datetime, rng: random.Random
+    paths: Any,
+    made: dict[str, str],
+    count: int,
+    now: datetime,
+    rng: random.Random,
+    policy: str = "canary",
 ) -> tuple[dict[str, int], dict[str, float]]:
-    """Served predictions in the last hour (champion and canary), half of them labelled."""
+    """Served predictions in the last hour (champion and canary), half of them labelled.
+
+    Under ``policy="shadow"`` the champion answers every request and the challenger
+    scores each one too, logged as a shadow row of the same request.
+    """
     from loopline.serving.predlog import FeedbackLog, PredictionLog
 
     served: dict[str, int] = {}
@@ -336,7 +371,7 @@ def _predictions(
     for index in range(count):
         version, arm = (
             (made["challenger"], "challenger")
-            if index % 5 == 0
+            if index % 5 == 0 and policy != "shadow"
             else (made["production"], "champion")
         )
         label = (index // 2) % 2
@@ -346,12 +381,25 @@ def _predictions(
             entity_id=index,
             model_version=version,
             arm=arm,
-            score=0.8 if label else 0.1,
+            score=(0.7 if label else 0.05) + 0.2 * rng.random(),
             label=label,
-            latency_ms=3.0,
-            features={},
+            latency_ms=2.0 + 2.0 * rng.random(),
+            features={"plan": ["basic", "pro"][index % 3 % 2]},
             at=now - timedelta(minutes=30) + timedelta(seconds=index),
         )
+        if policy == "shadow":  # the challenger is right more often: it ranks better
+            predictions.log(
+                request_id=request,
+                entity_id=index,
+                model_version=made["challenger"],
+                arm="challenger",
+                score=(0.6 if label else 0.1) + 0.3 * rng.random(),
+                label=label,
+                latency_ms=2.5,
+                features={"plan": ["basic", "pro"][index % 3 % 2]},
+                shadow=True,
+                at=now - timedelta(minutes=30) + timedelta(seconds=index),
+            )
         served[version] = served.get(version, 0) + 1
         if index % 2 == 0:
             # The champion is right on two labels in three, the canary on every one.

@@ -14,7 +14,7 @@ from uuid import UUID
 
 import pytest
 
-import loaders as data
+from loaders import actions, common
 from loopline.registry import RegistryView
 from loopline.users import Role, User
 from tests.dashboard.conftest import texts
@@ -56,7 +56,7 @@ def submit(app: Any, label: str) -> Any:
     return by_label(app.button, label).click().run()
 
 
-def started_runs(app: Any) -> list[data.StartedAction]:
+def started_runs(app: Any) -> list[actions.StartedAction]:
     return list(app.session_state["started_runs"]) if "started_runs" in app.session_state else []
 
 
@@ -80,7 +80,7 @@ def test_operator_promotion_starts_the_promote_deployment_run(
     assert any("promote" in s.label and "Scheduled" in s.label for s in app.status)
     # The dashboard asked Prefect; it did not touch the registry itself.
     assert RegistryView(acting.registry_url).get(acting.candidate).stage == "candidate"
-    logged = json.loads(data.actions_file(data.paths()).read_text().splitlines()[-1])
+    logged = json.loads(actions.actions_file(common.paths()).read_text().splitlines()[-1])
     assert logged["actor"] == "olivia" and logged["flow_run_id"] == started.flow_run_id
 
 
@@ -150,7 +150,9 @@ def test_a_viewer_sees_everything_but_cannot_act(acting: Seeded, dashboard: Any)
     assert any("signed in as a viewer" in note for note in texts(app, "info"))
     assert not app.get("button_group") and not [b for b in app.button if b.label == "Promote"]
     with pytest.raises(PermissionError):
-        data.start_action(User("victor", Role.VIEWER), "promote", "why", version=acting.candidate)
+        actions.start_action(
+            User("victor", Role.VIEWER), "promote", "why", version=acting.candidate
+        )
 
 
 def test_without_prefect_the_action_says_how_to_start_it(on_seeded: Seeded, dashboard: Any) -> None:

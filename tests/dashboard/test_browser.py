@@ -41,7 +41,25 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-TITLES = ["Overview", "Runs", "Models and promotions", "Drift and quality", "Lineage", "Data"]
+TITLES = [
+    "Overview",
+    "Runs",
+    "Models and promotions",
+    "Compare models",
+    "Drift and quality",
+    "Lineage",
+    "Data",
+]
+# The controls clicked once on every page (inside the page, never the sidebar's Log out).
+# Form submit buttons and link buttons are left alone: the promotion below submits one.
+CONTROLS = {
+    "tab": '[data-testid="stTabs"] [role="tab"]',
+    "selectbox": '[data-testid="stSelectbox"]',
+    "multiselect": '[data-testid="stMultiSelect"]',
+    "toggle": '[data-testid="stCheckbox"] label',
+    "radio": '[data-testid="stRadio"] label',
+    "segmented": '[data-testid="stButtonGroup"] button',
+}
 OPERATOR, PASSWORD = "olga", "browser-test-pass"
 REASON = "promoted from the browser test"
 
@@ -163,6 +181,41 @@ def _settled(page: Any, title: str, timeout_ms: int = 60_000) -> float:
     return took
 
 
+def _healthy(page: Any, where: str) -> None:
+    """No Streamlit exception box and no error message on the page."""
+    assert not page.locator('[data-testid="stException"]').count(), where
+    errors = page.locator('[data-testid="stAlertContentError"]')
+    assert not errors.count(), f"{where}: {errors.first.inner_text()}"
+    assert "Traceback (most recent call last)" not in page.content(), where
+
+
+def _click_every_control(page: Any, title: str) -> int:
+    """Click each tab, picker, toggle, radio and segmented button of the page once.
+
+    A picker is opened and its next option chosen (a rerun, as a user's choice makes);
+    after each click the page must settle with no exception box or error.
+    """
+    main = page.locator('[data-testid="stMain"]')
+    clicked = 0
+    for kind, selector in CONTROLS.items():
+        index = 0
+        while index < main.locator(selector).count():
+            control = main.locator(selector).nth(index)
+            index += 1
+            if not control.is_visible():
+                continue  # in a tab not shown: its tab was clicked first
+            control.scroll_into_view_if_needed()
+            control.click()
+            if kind in ("selectbox", "multiselect"):
+                page.keyboard.press("ArrowDown")
+                page.keyboard.press("Enter")
+                page.keyboard.press("Escape")
+            clicked += 1
+            _settled(page, title)
+            _healthy(page, f"{title}: {kind} {index}")
+    return clicked
+
+
 def _shot(page: Any, name: str) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{name}.png"
@@ -192,13 +245,20 @@ def test_log_in_visit_every_page_and_promote(stack: Stack) -> None:
             assert not page.locator('[data-testid="stAppDeployButton"]').count()
             assert not page.get_by_role("button", name="Deploy", exact=True).count()
 
+            clicks: dict[str, int] = {}
             for index, title in enumerate(TITLES, start=1):
                 page.get_by_role("link", name=title, exact=True).click()
                 timings[title] = round(_settled(page, title), 2)
-                assert not page.locator('[data-testid="stException"]').count(), title
+                _healthy(page, title)
                 _shot(page, f"{index}-{re.sub(r'[^a-z]+', '-', title.lower())}")
+                clicks[title] = _click_every_control(page, title)
+                _shot(page, f"{index}-{re.sub(r'[^a-z]+', '-', title.lower())}-clicked")
+            assert clicks["Runs"] and clicks["Models and promotions"], clicks
 
             page.get_by_role("link", name="Models and promotions", exact=True).click()
+            _settled(page, "Models and promotions")
+            # The controls pass left another action picked: back to Promote.
+            page.locator('[data-testid="stButtonGroup"] button', has_text="Promote").first.click()
             _settled(page, "Models and promotions")
             box = page.get_by_role("combobox", name="Version to promote")
             box.click()
@@ -210,7 +270,7 @@ def test_log_in_visit_every_page_and_promote(stack: Stack) -> None:
             # .first: while a fragment reruns, Streamlit may briefly show its old copy too.
             started = page.get_by_text(re.compile(r"promote .* · (Scheduled|Pending|Running)"))
             expect(started.first).to_be_visible(timeout=60_000)
-            _shot(page, "7-promotion-started")
+            _shot(page, "8-promotion-started")
 
             registry = RegistryView(stack.registry_url)
             deadline = time.monotonic() + 600
@@ -226,11 +286,11 @@ def test_log_in_visit_every_page_and_promote(stack: Stack) -> None:
             expect(done.first).to_be_visible(timeout=60_000)
             production = page.get_by_text(f"Production {stack.candidate}")
             expect(production.first).to_be_visible(timeout=30_000)
-            _shot(page, "8-promotion-done")
+            _shot(page, "9-promotion-done")
             page.get_by_role("link", name="Overview", exact=True).click()
             _settled(page, "Overview")
             expect(page.get_by_test_id("stMetric").first).to_contain_text(stack.candidate)
-            _shot(page, "9-overview-after-promotion")
+            _shot(page, "10-overview-after-promotion")
         finally:
             browser.close()
     (OUT / "page-timings.json").write_text(json.dumps(timings, indent=2) + "\n")

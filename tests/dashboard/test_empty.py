@@ -12,7 +12,8 @@ from tests.dashboard.seeding import make_project
 
 EXPECTED = {
     "overview": ["No model versions yet: run `loopline run` or `make up`", "`loopline monitor`"],
-    "runs": ["No training runs yet: run `loopline run` or `make up`"],
+    "runs": ["No training runs yet: run `make demo` (or `loopline run`)"],
+    "compare": ["No champion yet: promote a version (`make demo` does) to compare"],
     "models": ["No model versions yet: run `loopline run` or `make up`"],
     "drift": ["No monitoring windows yet: run `loopline monitor`"],
     "lineage": ["No model versions yet: run `loopline run` or `make up`"],

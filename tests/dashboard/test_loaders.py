@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import loaders as data
+from loaders import common, drift, service_metrics
 
 METRICS_TEXT = """\
 # HELP loopline_predictions_total Predictions served
@@ -31,25 +31,25 @@ loopline_errors_total{reason="unknown_entity"} 5.0
 
 
 def test_metrics_are_parsed_by_version_and_arm() -> None:
-    sample = data.parse_metrics(METRICS_TEXT, at=100.0)
+    sample = service_metrics.parse_metrics(METRICS_TEXT, at=100.0)
     assert sample.predictions == {"churn:a|champion": 90.0, "churn:b|challenger": 10.0}
     assert sample.errors == {"unknown_entity": 5.0}
     assert sample.latency_buckets == {0.005: 60.0, 0.01: 100.0, float("inf"): 100.0}
 
 
 def test_one_scrape_gives_totals_two_give_rates() -> None:
-    first = data.parse_metrics(METRICS_TEXT, at=100.0)
-    once = data.summarize("u", [first])
+    first = service_metrics.parse_metrics(METRICS_TEXT, at=100.0)
+    once = service_metrics.summarize("u", [first])
     assert once.request_rate is None
     assert once.error_rate == pytest.approx(5 / 105)
     assert once.latency_p50_ms == pytest.approx(5 * 50 / 60)  # inside the first bucket
-    later = data.parse_metrics(
+    later = service_metrics.parse_metrics(
         METRICS_TEXT.replace("} 90.0", "} 150.0").replace(
             '"unknown_entity"} 5.0', '"unknown_entity"} 8.0'
         ),
         at=130.0,
     )
-    live = data.summarize("u", [first, later])
+    live = service_metrics.summarize("u", [first, later])
     assert live.request_rate == pytest.approx(60 / 30)
     assert live.error_rate == pytest.approx(3 / 63)
     champion = next(a for a in live.by_arm if a["arm"] == "champion")
@@ -58,10 +58,12 @@ def test_one_scrape_gives_totals_two_give_rates() -> None:
 
 def test_histogram_quantile_matches_prometheus() -> None:
     buckets = {0.1: 50.0, 0.2: 100.0, float("inf"): 100.0}
-    assert data.histogram_quantile(0.5, buckets) == pytest.approx(0.1)
-    assert data.histogram_quantile(0.75, buckets) == pytest.approx(0.15)
-    assert data.histogram_quantile(0.5, {}) is None
-    assert data.histogram_quantile(0.99, {0.1: 1.0, float("inf"): 10.0}) == pytest.approx(0.1)
+    assert service_metrics.histogram_quantile(0.5, buckets) == pytest.approx(0.1)
+    assert service_metrics.histogram_quantile(0.75, buckets) == pytest.approx(0.15)
+    assert service_metrics.histogram_quantile(0.5, {}) is None
+    assert service_metrics.histogram_quantile(
+        0.99, {0.1: 1.0, float("inf"): 10.0}
+    ) == pytest.approx(0.1)
 
 
 def test_reports_outside_the_reports_folder_are_never_opened(tmp_path: Path) -> None:
@@ -71,20 +73,20 @@ def test_reports_outside_the_reports_folder_are_never_opened(tmp_path: Path) -> 
     inside.write_text("<html></html>")
     secret = tmp_path / "secret.html"
     secret.write_text("no")
-    assert data.report_path(reports, str(inside)) == inside.resolve()
-    assert data.report_path(reports, "w.html") == inside.resolve()
-    assert data.report_path(reports, str(secret)) is None
-    assert data.report_path(reports, "../secret.html") is None
-    assert data.report_path(reports, str(reports / "gone.html")) is None
-    assert data.report_path(reports, None) is None
+    assert common.report_path(reports, str(inside)) == inside.resolve()
+    assert common.report_path(reports, "w.html") == inside.resolve()
+    assert common.report_path(reports, str(secret)) is None
+    assert common.report_path(reports, "../secret.html") is None
+    assert common.report_path(reports, str(reports / "gone.html")) is None
+    assert common.report_path(reports, None) is None
 
 
 def test_bins_stay_few_whatever_the_span() -> None:
     for start in ("2026-01-01", "2026-01-01 07:13"):
         times = pd.Series(pd.date_range(start, periods=10_000, freq="519s", tz="UTC"))
-        width = data.bin_width(times, 120)
+        width = drift.bin_width(times, 120)
         assert times.dt.floor(width).nunique() <= 120
-    assert data.bin_width(times.head(10), 120) == "1min"
+    assert drift.bin_width(times.head(10), 120) == "1min"
 
 
 def test_heatmap_cells_from_recorded_entries_and_bare_scores(tmp_path: Path) -> None:
@@ -120,7 +122,7 @@ def test_heatmap_cells_from_recorded_entries_and_bare_scores(tmp_path: Path) -> 
             events=[],
         )
     store.close()
-    cells = data.feature_drift(url, "m", "all", max_bins=1)
+    cells = drift.feature_drift(url, "m", "all", max_bins=1)
     [cell] = cells.to_dict("records")
     assert cell["feature"] == "a"
     assert cell["score"] == pytest.approx(0.3)  # (0.3 + 0.1 + 0.5) / 3

@@ -53,7 +53,7 @@ def test_overview_says_what_serves_where(on_seeded: Seeded, dashboard: Any) -> N
 
 def test_runs_filter_sort_and_compare(on_seeded: Seeded, dashboard: Any) -> None:
     app = dashboard(page="runs")
-    assert f"{on_seeded.runs} of {on_seeded.runs} runs" in texts(app, "caption")[0]
+    assert f"{on_seeded.runs} of {on_seeded.runs} runs" in texts(app, "caption")[1]
     table = app.dataframe[0].value
     assert len(table) == on_seeded.runs
     assert {"param.estimator", "roc_auc", "data_hash", "feature_service"} <= set(table.columns)
@@ -67,15 +67,17 @@ def test_runs_filter_sort_and_compare(on_seeded: Seeded, dashboard: Any) -> None
     ordered = app.dataframe[0].value
     assert ordered["roc_auc"].iloc[0] == ordered["roc_auc"].max()
 
-    picked = ordered["run_id"].head(2).tolist()
-    app.multiselect(key="runs_compare").set_value(picked).run()
-    side = app.dataframe[1].value
-    assert list(side.columns) == picked
-    assert (
-        side.loc["roc_auc"].tolist() == ordered.set_index("run_id").loc[picked, "roc_auc"].tolist()
-    )
-    compared = chart_data(charts(app)[1])
-    assert set(compared["run"]) == set(picked)
+    # By default the candidates of the runs behind the champion and the challenger, and of
+    # the latest run, are compared; the champion and challenger are marked.
+    app = dashboard(page="runs")
+    assert app.multiselect(key="runs_compare").value[:2] == [
+        on_seeded.champion_run,
+        on_seeded.challenger_run,
+    ]
+    candidates = app.dataframe[1].value.set_index("candidate")
+    assert candidates.loc[f"{on_seeded.champion_run}/random_forest-0", "role"] == "champion"
+    assert candidates.loc[f"{on_seeded.challenger_run}/random_forest-0", "role"] == "challenger"
+    assert candidates["ROC AUC"].str.fullmatch(r"0\.\d{4} \[0\.\d{4}, 0\.\d{4}\]").all()
 
 
 def test_models_by_stage_with_gates_and_history(on_seeded: Seeded, dashboard: Any) -> None:
@@ -101,7 +103,7 @@ def test_drift_history_heatmap_accuracy_and_report(on_seeded: Seeded, dashboard:
     app = dashboard(page="drift")
     app.button_group(key="drift_period").set_value("all").run()
     assert f"{on_seeded.windows} windows in this period" in texts(app, "caption")[0]
-    share, heatmap, accuracy = charts(app)
+    share, heatmap, accuracy, confidence = charts(app)
     assert len(chart_data(share)) <= 120  # 10,000 windows binned for the browser
     cells = chart_data(heatmap)
     assert set(cells["feature"]) == set(FEATURES)
@@ -158,6 +160,8 @@ def test_every_page_renders_for_a_viewer_too(on_seeded: Seeded, dashboard: Any, 
 def _axes(spec: dict[str, Any]) -> list[dict[str, Any]]:
     """Every x and y encoding of a spec, through its layers and concatenations."""
     found = [spec["encoding"][c] for c in ("x", "y") if c in spec.get("encoding", {})]
+    if "spec" in spec:  # a faceted chart
+        found += _axes(spec["spec"])
     for key in ("layer", "vconcat", "hconcat"):
         for part in spec.get(key, []):
             found += _axes(part)
@@ -166,11 +170,13 @@ def _axes(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_every_chart_axis_is_titled_in_the_domains_words(on_seeded: Seeded, dashboard: Any) -> None:
     runs = dashboard(page="runs")
-    runs.multiselect(key="runs_compare").set_value(["run-00001", "run-00002"]).run()
     drift = dashboard(page="drift")
     drift.button_group(key="drift_period").set_value("all").run()
-    specs = [*charts(runs), *charts(drift), *charts(dashboard(page="data"))]
-    assert len(specs) == 7
+    pages = [runs, drift, dashboard(page="data"), dashboard(page="compare")]
+    specs = [spec for page in pages for spec in charts(page)]
+    # runs: over time, scatter, parallel, ROC, PR, calibration, confusion, importance,
+    # segments; drift: share, heatmap, accuracy, confidence; data: one; compare: curves
+    assert len(charts(runs)) == 9 and len(charts(drift)) == 4 and len(specs) >= 17
     for spec in specs:
         for axis in _axes(spec):
             title = axis.get("title")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-import loaders as data
+from loaders import actions, common
 from loopline.users import Role, User, user_store
 from tests.dashboard.conftest import APP, PAGES, _point_at, texts
 from tests.dashboard.seeding import PASSWORDS, Seeded, make_project, seed
@@ -70,7 +70,7 @@ def test_a_viewer_session_sending_an_operator_form_starts_nothing(on_small: Seed
     assert "started_runs" not in app.session_state
     assert _history(on_small) == before
     with pytest.raises(PermissionError, match="only operators can act"):
-        data.start_action(User("victor", Role.VIEWER), "promote", "forged", version="v1")
+        actions.start_action(User("victor", Role.VIEWER), "promote", "forged", version="v1")
 
 
 def test_an_operator_demoted_while_the_page_is_open_cannot_submit(
@@ -79,7 +79,7 @@ def test_an_operator_demoted_while_the_page_is_open_cannot_submit(
     before = _history(on_small)
     app = models_page("olivia")
     [button] = [b for b in app.button if b.label == "Promote"]
-    store = user_store(data.paths())
+    store = user_store(common.paths())
     store.remove("olivia")
     store.add("olivia", "viewer", PASSWORDS["olivia"])
     try:

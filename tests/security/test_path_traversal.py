@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-import loaders as dashboard_data
+from loaders import common
 from loopline import platform, scoring, steps
 from loopline.safe_paths import UnsafePath
 
@@ -99,5 +99,5 @@ def test_the_dashboard_opens_only_reports_inside_the_reports_folder(
         "w.html\x00.png",
         "..%2F..%2Fauth%2Fdev-keys.json",
     ]:
-        assert dashboard_data.report_path(reports, stored) is None, stored
-    assert dashboard_data.report_path(reports, "w.html") == (reports / "w.html").resolve()
+        assert common.report_path(reports, stored) is None, stored
+    assert common.report_path(reports, "w.html") == (reports / "w.html").resolve()
