@@ -152,6 +152,7 @@ def restore_data(params: Any, paths: Any, project: Path, tmp_path: Path) -> Iter
     import shutil
 
     from loopline import steps
+    from loopline.data import versioning
 
     name = params.serving.model_name
     before = promotion.open_registry(paths).production(name)
@@ -166,6 +167,11 @@ def restore_data(params: Any, paths: Any, project: Path, tmp_path: Path) -> Iter
     now = registry.production(name)
     if before is not None and now is not None and now.version != before.version:
         registry.rollback(name, actor=ACTOR, reason="restore the champion later tests expect")
+    # The retrain committed its own lock and metrics; record (and commit) the restored ones,
+    # as a run that published them would have, so git and DVC agree with the files again.
+    model = before.version if before is not None else "restored artifacts"
+    data_hash = versioning.tracked_hash(paths.raw_batch)
+    versioning.record_pipeline(paths, data_hash, model)
 
 
 def test_drift_story_detects_retrains_and_promotes(
