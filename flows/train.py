@@ -14,6 +14,7 @@ from typing import Any
 
 from prefect import flow, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.futures import as_completed
 
 from flows.common import flow_run_id, retry_unless_expected, workspace
 from flows.runner import ConfiguredTaskRunner
@@ -93,7 +94,7 @@ def train(root: str | None = None, run: str | None = None) -> dict[str, Any]:
             fits = fit_candidate.map(
                 unmapped(str(paths.project)), unmapped(run), prepared["candidates"]
             )
-            fitted = fits.result()  # every candidate, or the first failure after its retries
+            fitted = _as_they_finish(fits, params.training.metric)
             fit_wall = time.perf_counter() - started
             candidates = select(root, run)
             evaluation = evaluate(root, run)
@@ -113,6 +114,16 @@ def train(root: str | None = None, run: str | None = None) -> dict[str, Any]:
         # The candidates step's wall time: what a parallel task runner shortens.
         "fit_wall_seconds": round(fit_wall, 3),
     }
+
+
+def _as_they_finish(fits: Any, metric: str) -> list[dict[str, Any]]:
+    """Every candidate's fit in the grid's order, or the first failure after its retries;
+    a progress line as each one ends, whichever finishes first."""
+    from prefect.logging import get_run_logger
+
+    for done, future in enumerate(as_completed(list(fits)), start=1):
+        get_run_logger().info(stages.progress(done, len(fits), future.result(), metric))
+    return [future.result() for future in fits]
 
 
 def _log(message: str) -> None:

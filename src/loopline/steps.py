@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -115,17 +116,27 @@ def load_online(params: Params, paths: Paths, frame: pd.DataFrame | None = None)
     features.materialize(paths, start, datetime.now(UTC))
 
 
-def train_step(params: Params, paths: Paths, *, pinned: str | None = None) -> dict[str, Any]:
+def train_step(
+    params: Params,
+    paths: Paths,
+    *,
+    pinned: str | None = None,
+    say: Callable[[str], Any] | None = None,
+) -> dict[str, Any]:
     """Point-in-time training set from the feature service; fit candidates; keep the best.
 
-    ``pinned`` names the candidate to keep instead of selecting one (a reproduction's). The
-    train flow runs the same three stages, fitting the candidates as parallel tasks.
+    ``pinned`` names the candidate to keep instead of selecting one (a reproduction's);
+    ``say`` gets a progress line as each candidate is fitted. The train flow runs the same
+    three stages, fitting the candidates as parallel tasks.
     """
     from loopline.training import stages
 
     prepared = stages.training_set_step(params, paths)
-    for name in prepared["candidates"]:
-        stages.fit_candidate_step(params, paths, name)
+    names = prepared["candidates"]
+    for done, name in enumerate(names, start=1):
+        fit = stages.fit_candidate_step(params, paths, name)
+        if say is not None:
+            say(stages.progress(done, len(names), fit, params.training.metric))
     return selected_step(params, paths, pinned=pinned)
 
 

@@ -73,6 +73,8 @@ def test_a_healthy_demo_prints_no_warning_and_no_traceback(quiet: list[str]) -> 
     # Feast's banner is replaced by the step's own line.
     assert not any(line.startswith("Materializing ") for line in quiet)
     assert any(line.startswith("materializing features into the online store") for line in quiet)
+    # Training shows a line as each candidate's fit ends.
+    assert any(re.search(r"candidate 1/\d+ .*fitted in", line) for line in quiet), quiet
 
 
 def test_the_log_it_names_once_is_where_it_said(project: Path, quiet: list[str]) -> None:

@@ -6,8 +6,10 @@ the flows are imported inside the commands, so ``--help`` does not pay for Prefe
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -120,11 +122,12 @@ def stage(name: Annotated[str, typer.Argument(help=" | ".join(STAGES))]) -> None
     from loopline import steps
 
     params, paths = context()
-    runners = {
+    runners: dict[str, Callable[[Params, Paths], dict[str, Any]]] = {
         "ingest": steps.prepare_step,
         "validate": steps.validate_step,
         "features": steps.features_step,
-        "train": steps.train_step,
+        # dvc repro's console: a line as each candidate is fitted (stdout is the result).
+        "train": functools.partial(steps.train_step, say=functools.partial(typer.echo, err=True)),
         "evaluate": steps.evaluate_step,
         "package": steps.package_step,
     }

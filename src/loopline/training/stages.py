@@ -116,8 +116,19 @@ def fit_candidate_step(params: Params, paths: Paths, name: str) -> dict[str, Any
     return {
         "candidate": name,
         "status": "ok",
+        "fit_seconds": round(result.fit_seconds, 2),
         **{k: round(v, 4) for k, v in result.metrics.items()},
     }
+
+
+def progress(done: int, total: int, fit: dict[str, Any], metric: str) -> str:
+    """One line per finished candidate, as the fits end: what a long training shows."""
+    head = f"candidate {done}/{total} {fit['candidate']}"
+    if fit.get("status") == "failed":
+        return f"{head}: failed: {fit.get('error')}"
+    value = fit.get(metric)
+    scored = f"{metric} {value:.4f} on the holdout, " if isinstance(value, int | float) else ""
+    return f"{head}: {scored}fitted in {fit.get('fit_seconds', 0):.1f} s"
 
 
 def _assess(params: Params, holdout: pd.DataFrame, model: Any, score: Any) -> Any:
