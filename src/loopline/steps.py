@@ -253,8 +253,19 @@ def _write_plots(params: Params, paths: Paths, y: Any, score: Any) -> None:
     write_plots(paths.artifacts / PLOTS, found, y, score, threshold, params.training.seed)
 
 
+# What is not code: the parameters (recorded in full beside every model, and what
+# `dvc exp run -S` changes), the data pointers, DVC's lock and the pipeline's outputs.
+NOT_CODE = (
+    ":(exclude)params.yaml",
+    ":(exclude)dvc.lock",
+    ":(exclude,glob)**/*.dvc",
+    ":(exclude)artifacts",
+    ":(exclude)data",
+)
+
+
 def code_version(paths: Paths) -> tuple[str | None, bool | None]:
-    """The project's git commit (40 hex digits) and whether tracked files have changes.
+    """The project's git commit (40 hex digits) and whether tracked code has changes.
 
     ``(None, None)`` outside a git repository or without git.
     """
@@ -265,7 +276,7 @@ def code_version(paths: Paths) -> tuple[str | None, bool | None]:
         if rev.returncode != 0:
             return None, None
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *NOT_CODE],
             cwd=paths.project,
             capture_output=True,
             text=True,
