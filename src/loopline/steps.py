@@ -239,17 +239,20 @@ def evaluate_step(params: Params, paths: Paths) -> dict[str, Any]:
 
 
 def _write_plots(params: Params, paths: Paths, y: Any, score: Any) -> None:
-    """DVC's plot files of the selected model: its curves recomputed from the same function
-    the experiment records use, its permutation importance taken from its record."""
+    """DVC's plot files of the selected model, from its experiment record (the same model on
+    the same holdout); computed here only for a run that has no record of it."""
     from loopline.experiments.curves import diagnostics
     from loopline.experiments.plots import PLOTS, write_plots
     from loopline.training.stages import EXPERIMENTS
 
     threshold = params.serving.threshold
-    found = diagnostics(y, score, threshold)
     records = json.loads((paths.artifacts / EXPERIMENTS).read_text())
-    selected = [r for r in records if r["selected"]]
-    found["importance"] = selected[0]["diagnostics"].get("importance") if selected else []
+    selected = next((r for r in records if r["selected"] and r.get("diagnostics")), None)
+    found = (
+        selected["diagnostics"]
+        if selected
+        else diagnostics(y, score, threshold) | {"importance": []}
+    )
     write_plots(paths.artifacts / PLOTS, found, y, score, threshold, params.training.seed)
 
 

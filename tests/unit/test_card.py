@@ -92,3 +92,12 @@ def test_an_unsampled_card_has_no_sample_line() -> None:
         candidates(train_rows=10, holdout_rows=5, cutoff=None, sample=None), EVALUATION
     )
     assert "Trained on a sample" not in card
+
+
+def test_the_model_card_lists_candidates_that_failed_to_fit() -> None:
+    failed = [{"candidate": "bad", "estimator": "x", "error": "ValueError: no"}]
+    summary = candidates(train_rows=10, holdout_rows=5, failed=failed)
+    evaluation = {"holdout": {"roc_auc": 0.81}, "baseline": {"roc_auc": 0.5}, "positive_rate": 0.2}
+    card = model_card(summary, evaluation)
+    assert "**Failed to fit** (not compared):\n\n- `bad`: ValueError: no" in card
+    assert "Failed" not in model_card(summary | {"failed": []}, evaluation)

@@ -215,26 +215,3 @@ def test_one_line_keeps_the_type_and_first_line() -> None:
     assert one_line(ValueError("first\nsecond")) == "ValueError: first"
     assert one_line(RuntimeError()) == "RuntimeError"
     assert len(one_line(ValueError("x" * 1000))) == 300
-
-
-def test_the_model_card_lists_candidates_that_failed_to_fit() -> None:
-    from loopline.training.card import model_card
-
-    row = {"candidate": "lr", "roc_auc": 0.81, "latency_p95_ms": 0.1, "fit_seconds": 0.2}
-    summary = {
-        "metric": "roc_auc",
-        "selected": "lr",
-        "selection_reason": "the best roc_auc",
-        "best_metric": 0.81,
-        "best_metric_se": 0.01,
-        "selection_tolerance": 0.0,
-        "within_tolerance": ["lr"],
-        "candidates": [row],
-        "train_rows": 10,
-        "holdout_rows": 5,
-        "failed": [{"candidate": "bad", "estimator": "x", "error": "ValueError: no"}],
-    }
-    evaluation = {"holdout": {"roc_auc": 0.81}, "baseline": {"roc_auc": 0.5}, "positive_rate": 0.2}
-    card = model_card(summary, evaluation)
-    assert "**Failed to fit** (not compared):\n\n- `bad`: ValueError: no" in card
-    assert "Failed" not in model_card(summary | {"failed": []}, evaluation)
