@@ -140,19 +140,19 @@ def test_resampled_auc_is_sklearns_on_every_resample() -> None:
     # Ties (scores rounded to 2 places) and repeated draws are where a rank shortcut goes wrong.
     from sklearn.metrics import roc_auc_score
 
-    from loopline.training.selection import _ResampledAuc
+    from loopline.experiments.intervals import ResampledMetrics
 
     y, score = known_holdout(n=3000, seed=3)
     score = np.round(score, 2)
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    auc = _ResampledAuc(score)
+    resampled = ResampledMetrics(y, score, 0.5)
     rng = np.random.default_rng(1)
     for _ in range(20):
         drawn_pos = pos[rng.integers(0, len(pos), len(pos))]
         drawn_neg = neg[rng.integers(0, len(neg), len(neg))]
         rows = np.concatenate([drawn_pos, drawn_neg])
         expected = roc_auc_score(y[rows], score[rows])
-        assert auc.of(drawn_pos, drawn_neg) == pytest.approx(expected, abs=1e-12)
+        assert resampled.of(drawn_pos, drawn_neg)["roc_auc"] == pytest.approx(expected, abs=1e-12)
 
 
 def test_bootstrap_se_of_auc_matches_the_generic_path() -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from loopline.training.evaluate import LOWER_IS_BETTER, metric_value
+from loopline.training.evaluate import LOWER_IS_BETTER
 
 BOOTSTRAP_RESAMPLES = 200
 WARMUP_CALLS = 50
@@ -111,47 +111,18 @@ def bootstrap_se(
     """Standard error of ``metric`` on a holdout, by stratified bootstrap of its rows.
 
     Positives and negatives are each resampled with replacement to their own count, so
-    every resample has both classes (ROC AUC needs them) and the holdout's churn rate.
+    every resample has both classes (ROC AUC needs them) and the holdout's churn rate. The
+    resamples are the experiment records' (:mod:`loopline.experiments.intervals`): the same
+    draws for a seed, each metric computed without sorting the resample.
     """
+    from loopline.experiments.intervals import ResampledMetrics
+
     y = np.asarray(y_true)
-    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    if len(pos) == 0 or len(neg) == 0:
+    if not ((y == 1).any() and (y == 0).any()):
         raise ValueError("the holdout needs both label classes for a bootstrap standard error")
-    rng = np.random.default_rng(seed)
-    auc = _ResampledAuc(np.asarray(score)) if metric == "roc_auc" else None
-    values = []
-    for _ in range(resamples):
-        drawn_pos = pos[rng.integers(0, len(pos), len(pos))]
-        drawn_neg = neg[rng.integers(0, len(neg), len(neg))]
-        if auc is not None:
-            values.append(auc.of(drawn_pos, drawn_neg))
-            continue
-        rows = np.concatenate([drawn_pos, drawn_neg])
-        values.append(metric_value(metric, y[rows], score[rows], threshold))
+    resampled = ResampledMetrics(y, np.asarray(score), threshold)
+    values = [resampled.of(pos, neg)[metric] for pos, neg in resampled.draws(seed, resamples)]
     return float(np.std(values, ddof=1))
-
-
-class _ResampledAuc:
-    """ROC AUC of resamples of one holdout, without sorting each resample.
-
-    The AUC is the Mann-Whitney statistic: the share of (positive, negative) pairs the score
-    orders correctly, ties counting half. Ranking the distinct scores once, a resample needs
-    only how often each distinct score was drawn per class: O(rows) instead of a sort, which
-    took 13 s of 200 resamples of a 200,000-row holdout. Equal to ``roc_auc_score`` on the
-    resample up to rounding.
-    """
-
-    def __init__(self, score: np.ndarray) -> None:
-        _, rank = np.unique(score, return_inverse=True)
-        self.rank = rank.ravel()
-        self.levels = int(self.rank.max()) + 1 if len(self.rank) else 0
-
-    def of(self, drawn_pos: np.ndarray, drawn_neg: np.ndarray) -> float:
-        at_pos = np.bincount(self.rank[drawn_pos], minlength=self.levels).astype(np.float64)
-        at_neg = np.bincount(self.rank[drawn_neg], minlength=self.levels).astype(np.float64)
-        below = np.cumsum(at_neg) - at_neg
-        pairs = float(len(drawn_pos)) * float(len(drawn_neg))
-        return float(np.dot(at_pos, below + 0.5 * at_neg) / pairs)
 
 
 def latency_p95_ms(
