@@ -98,26 +98,18 @@ def arms(
 
 
 def _curves(rows: pd.DataFrame, threshold: float) -> dict[str, Any]:
+    """The experiment records' diagnostics of this traffic, its reasons put for traffic."""
     from loopline.experiments import curves
 
     y = rows["actual"].to_numpy(dtype=int)
-    score = rows["score"].to_numpy(dtype=float)
-    drawn: dict[str, Any] = {"roc": [], "precision_recall": [], "calibration": []}
-    drawn["confusion"] = curves.confusion(y, score, threshold) if len(y) else None
-    if len(set(y.tolist())) < 2:
-        kinds = sorted(set(y.tolist()))
+    drawn = curves.diagnostics(y, rows["score"].to_numpy(dtype=float), threshold)
+    if not len(y):
+        drawn |= {"confusion": None, "unavailable": "no labelled traffic yet"}
+    elif drawn["unavailable"] is not None:
         drawn["unavailable"] = (
-            "no labelled traffic yet"
-            if not len(y)
-            else f"all {len(y)} labelled requests are {kinds[0]}: ROC and precision-recall "
+            f"all {len(y)} labelled requests are {int(y[0])}: ROC and precision-recall "
             "curves need both classes"
         )
-        drawn["calibration"] = curves.calibration(y, score) if len(y) else []
-        return drawn
-    drawn["unavailable"] = None
-    drawn["roc"] = curves.roc(y, score)
-    drawn["precision_recall"] = curves.precision_recall(y, score)
-    drawn["calibration"] = curves.calibration(y, score)
     return drawn
 
 
