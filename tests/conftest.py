@@ -10,6 +10,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,6 +72,28 @@ def make_project(root: Path, overrides: dict[str, Any] | None = None) -> Path:
     who = ["-c", "user.name=loopline-tests", "-c", "user.email=tests@loopline.invalid"]
     subprocess.run(["git", *who, "commit", "-qm", "test project"], cwd=root, check=True)
     return root
+
+
+def run_loopline(
+    project: Path,
+    *args: str,
+    extra_env: dict[str, str] | None = None,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """A `loopline` command in ``project``, in its own process, on this session's Prefect."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "LOOPLINE_PROJECT": str(project),
+        "LOOPLINE_HOME": str(project / ".loopline"),
+        **(extra_env or {}),
+    }
+    command = [str(Path(sys.executable).with_name("loopline")), *args]
+    return subprocess.run(
+        command, env=env, cwd=project, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="session")

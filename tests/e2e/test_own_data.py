@@ -8,9 +8,7 @@ e-mail personal data, an id-like code, a constant and a mostly-empty column.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import make_project
+from tests.conftest import make_project, run_loopline
 from tests.own_data import public_style_table
 
 pytestmark = pytest.mark.e2e
@@ -29,19 +27,7 @@ PASSWORD = "a long enough password"
 
 def loopline(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """A `loopline` command in ``project``, on this session's Prefect server."""
-    from prefect.settings import PREFECT_API_URL
-
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
-        "LOOPLINE_PROJECT": str(project),
-        "LOOPLINE_HOME": str(project / ".loopline"),
-        "LOOPLINE_PASSWORD": PASSWORD,
-    }
-    command = [str(Path(sys.executable).with_name("loopline")), *args]
-    return subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=900, cwd=project
-    )
+    return run_loopline(project, *args, extra_env={"LOOPLINE_PASSWORD": PASSWORD}, timeout=900)
 
 
 def init_args(csv: Path, *extra: str) -> list[str]:

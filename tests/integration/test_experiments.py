@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ from loopline.experiments.record import assess
 from loopline.settings import Paths
 from loopline.tracking import Store
 from loopline.training.train import feature_columns
-from tests.conftest import SMALL, make_project
+from tests.conftest import SMALL, make_project, run_loopline
 
 
 def records_of(url: str, run_id: str) -> list[dict[str, Any]]:
@@ -150,20 +148,6 @@ def test_a_one_class_holdout_says_its_curves_are_unavailable(
     assert found.metrics["roc_auc"] == {"value": None, "low": None, "high": None}
 
 
-def loopline(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """A `loopline` command on ``project``, in its own process, on the session's Prefect."""
-    from prefect.settings import PREFECT_API_URL
-
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
-        "LOOPLINE_PROJECT": str(project),
-        "LOOPLINE_HOME": str(project / ".loopline"),
-    }
-    command = [str(Path(sys.executable).with_name("loopline")), *args]
-    return subprocess.run(command, env=env, cwd=project, capture_output=True, text=True)
-
-
 def test_a_candidate_that_fails_to_fit_is_recorded_and_the_others_compared(
     built: dict[str, Any], params: Any, tmp_path: Path
 ) -> None:
@@ -177,7 +161,7 @@ def test_a_candidate_that_fails_to_fit_is_recorded_and_the_others_compared(
     (project / batch).parent.mkdir(parents=True, exist_ok=True)
     (project / batch).write_bytes(source.read_bytes())
     for command in (("ingest",), ("train",)):
-        done = loopline(project, *command)
+        done = run_loopline(project, *command)
         assert done.returncode == 0, done.stderr[-3000:]
     paths = Paths(project, project / ".loopline")
     store = Store(paths.registry_url)
