@@ -9,7 +9,7 @@ of a 200,000-row holdout). The values equal scikit-learn's on the resample up to
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from loopline.training.evaluate import classification_metrics
 # The clipping classification_metrics applies before log loss.
 _EPS = 1e-6
 CONFIDENCE = 0.95
+METRICS = ("roc_auc", "average_precision", "log_loss", "f1", "accuracy")
 
 
 class ResampledMetrics:
@@ -48,29 +49,49 @@ class ResampledMetrics:
                 self.neg[rng.integers(0, len(self.neg), len(self.neg))],
             )
 
-    def of(self, drawn_pos: np.ndarray, drawn_neg: np.ndarray) -> dict[str, float]:
-        """All five metrics of one resample."""
+    def of(
+        self, drawn_pos: np.ndarray, drawn_neg: np.ndarray, names: Iterable[str] = METRICS
+    ) -> dict[str, float]:
+        """The metrics ``names`` (all five by default) of one resample."""
         at_pos, at_neg = self._counts(drawn_pos), self._counts(drawn_neg)
         n_pos, n_neg = float(len(drawn_pos)), float(len(drawn_neg))
+        return {name: getattr(self, f"_{name}")(at_pos, at_neg, n_pos, n_neg) for name in names}
+
+    def _roc_auc(self, at_pos: np.ndarray, at_neg: np.ndarray, n_pos: float, n_neg: float) -> float:
         below = np.cumsum(at_neg) - at_neg
-        auc = float(np.dot(at_pos, below + 0.5 * at_neg) / (n_pos * n_neg))
-        # Average precision as scikit-learn computes it: one step per distinct score, from
-        # the highest down, of recall gained times the precision there.
+        return float(np.dot(at_pos, below + 0.5 * at_neg) / (n_pos * n_neg))
+
+    def _average_precision(
+        self, at_pos: np.ndarray, at_neg: np.ndarray, n_pos: float, n_neg: float
+    ) -> float:
+        # As scikit-learn computes it: one step per distinct score, from the highest down,
+        # of recall gained times the precision there.
         tps, fps = np.cumsum(at_pos[::-1]), np.cumsum(at_neg[::-1])
         step = at_pos[::-1] > 0
         precision = tps[step] / (tps[step] + fps[step])
-        ap = float(np.dot(at_pos[::-1][step], precision) / n_pos)
+        return float(np.dot(at_pos[::-1][step], precision) / n_pos)
+
+    def _log_loss(
+        self, at_pos: np.ndarray, at_neg: np.ndarray, n_pos: float, n_neg: float
+    ) -> float:
+        loss = np.dot(at_pos, self.loss_pos) + np.dot(at_neg, self.loss_neg)
+        return float(loss / (n_pos + n_neg))
+
+    def _confusion(
+        self, at_pos: np.ndarray, at_neg: np.ndarray, n_pos: float, n_neg: float
+    ) -> tuple[float, float, float, float]:
         tp, fp = float(at_pos[self.at_or_above].sum()), float(at_neg[self.at_or_above].sum())
-        fn, tn = n_pos - tp, n_neg - fp
-        f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
-        loss = (np.dot(at_pos, self.loss_pos) + np.dot(at_neg, self.loss_neg)) / (n_pos + n_neg)
-        return {
-            "roc_auc": auc,
-            "average_precision": ap,
-            "log_loss": float(loss),
-            "f1": float(f1),
-            "accuracy": (tp + tn) / (n_pos + n_neg),
-        }
+        return tp, fp, n_pos - tp, n_neg - fp
+
+    def _f1(self, at_pos: np.ndarray, at_neg: np.ndarray, n_pos: float, n_neg: float) -> float:
+        tp, fp, fn, _ = self._confusion(at_pos, at_neg, n_pos, n_neg)
+        return float(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+
+    def _accuracy(
+        self, at_pos: np.ndarray, at_neg: np.ndarray, n_pos: float, n_neg: float
+    ) -> float:
+        tp, _, _, tn = self._confusion(at_pos, at_neg, n_pos, n_neg)
+        return (tp + tn) / (n_pos + n_neg)
 
     def _counts(self, drawn: np.ndarray) -> np.ndarray:
         return np.bincount(self.rank[drawn], minlength=self.levels).astype(np.float64)
@@ -114,7 +135,7 @@ def _one_class_values(y: np.ndarray, s: np.ndarray, threshold: float) -> dict[st
     from loopline.training.evaluate import metric_value
 
     out: dict[str, float | None] = {}
-    for name in ("roc_auc", "average_precision", "log_loss", "f1", "accuracy"):
+    for name in METRICS:
         if name in ("roc_auc", "average_precision") or len(y) == 0:
             out[name] = None  # undefined without both classes
         else:

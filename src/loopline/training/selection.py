@@ -121,7 +121,8 @@ def bootstrap_se(
     if not ((y == 1).any() and (y == 0).any()):
         raise ValueError("the holdout needs both label classes for a bootstrap standard error")
     resampled = ResampledMetrics(y, np.asarray(score), threshold)
-    values = [resampled.of(pos, neg)[metric] for pos, neg in resampled.draws(seed, resamples)]
+    draws = resampled.draws(seed, resamples)
+    values = [resampled.of(pos, neg, (metric,))[metric] for pos, neg in draws]
     return float(np.std(values, ddof=1))
 
 
