@@ -240,20 +240,14 @@ def evaluate_step(params: Params, paths: Paths) -> dict[str, Any]:
 
 def _write_plots(params: Params, paths: Paths, y: Any, score: Any) -> None:
     """DVC's plot files of the selected model, from its experiment record (the same model on
-    the same holdout); computed here only for a run that has no record of it."""
-    from loopline.experiments.curves import diagnostics
+    the same holdout: every fitted candidate is assessed where it is fitted)."""
     from loopline.experiments.plots import PLOTS, write_plots
     from loopline.training.stages import EXPERIMENTS
 
-    threshold = params.serving.threshold
     records = json.loads((paths.artifacts / EXPERIMENTS).read_text())
-    selected = next((r for r in records if r["selected"] and r.get("diagnostics")), None)
-    found = (
-        selected["diagnostics"]
-        if selected
-        else diagnostics(y, score, threshold) | {"importance": []}
-    )
-    write_plots(paths.artifacts / PLOTS, found, y, score, threshold, params.training.seed)
+    found = next(r for r in records if r["selected"])["diagnostics"]
+    threshold, seed = params.serving.threshold, params.training.seed
+    write_plots(paths.artifacts / PLOTS, found, y, score, threshold, seed)
 
 
 # What is not code: the parameters (recorded in full beside every model, and what
